@@ -1,0 +1,55 @@
+# Every target creates the virtualenv on first use, so a fresh clone needs only
+# Python 3.11, make, and the RabbitMQ and Redis servers (see README).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run run-forever test test-unit lint format bench up down fixtures clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## run: the whole pipeline without Docker, once, with a summary per stage
+run: $(STAMP)
+	$(BIN)/python -m rnr.local.run
+
+## run-forever: the same, kept running on its schedules until Ctrl-C
+run-forever: $(STAMP)
+	$(BIN)/python -m rnr.local.run --keep-running
+
+## test: lint, then every test (unit, integration, e2e)
+test: lint
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+fixtures: $(STAMP)
+	$(BIN)/python -m rnr.replay.make_fixtures
+
+## up / down: the same stack under Docker Compose (needs a Docker engine)
+up:
+	docker compose up --build
+
+down:
+	docker compose down -v
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

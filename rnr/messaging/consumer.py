@@ -1,0 +1,293 @@
+"""The worker's messaging runtime: consume, process, and settle every message once.
+
+Settlement is decided in one place (:meth:`Consumer._settle`):
+
+* success                            -> ack (only after the processor returned, i.e.
+                                        after its output was durably written);
+* ``PermanentError`` (bad JSON, schema violation, product not found)
+                                     -> dead-letter queue at once;
+* anything else (``TransientError``, unexpected exceptions)
+                                     -> a delay tier of the retry exchange, with the
+                                        attempt count and reason in headers, until
+                                        ``max_attempts`` is reached, then dead-letter.
+
+Retries and dead-letters are republished with a confirm *before* the original is
+acked, so a crash in between duplicates a message at worst and never loses one.
+On shutdown the consumer is cancelled first, in-flight work gets ``drain_seconds``
+to finish, and whatever is still running is cancelled and requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from rnr.core.errors import PermanentError
+from rnr.core.logging import log_context
+from rnr.messaging.models import ProductMessage
+from rnr.messaging.publisher import Publisher
+from rnr.messaging.topology import DeclaredTopology, Topology, declare_topology
+
+logger = logging.getLogger(__name__)
+
+Processor = Callable[[ProductMessage], Awaitable[None]]
+
+ATTEMPT_HEADER = "x-rnr-attempt"
+ERROR_HEADER = "x-rnr-error"
+ERROR_TYPE_HEADER = "x-rnr-error-type"
+FAILED_AT_HEADER = "x-rnr-failed-at"
+DEAD_LETTER_REASON_HEADER = "x-rnr-dead-letter-reason"
+
+OUTCOMES = ("acked", "retried", "dead_lettered", "requeued")
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry, subsystem: str = "worker") -> None:
+        self.messages = Counter(
+            f"rnr_{subsystem}_messages_total",
+            "Messages settled, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            f"rnr_{subsystem}_processing_seconds",
+            "Time from delivery to settlement",
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
+        self.in_flight = Gauge(
+            f"rnr_{subsystem}_in_flight_messages", "Messages being processed", registry=registry
+        )
+        self.consuming = Gauge(
+            f"rnr_{subsystem}_consumer_active", "1 while the consumer is active", registry=registry
+        )
+        for outcome in OUTCOMES:
+            self.messages.labels(outcome)
+
+
+def _attempt_of(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+    try:
+        return max(1, int(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1
+
+
+class Consumer:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        processor: Processor,
+        *,
+        prefetch: int,
+        max_attempts: int,
+        publish_timeout_seconds: float,
+        metrics: ConsumerMetrics,
+    ) -> None:
+        self._connection = connection
+        self._topology = topology
+        self._processor = processor
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+        self._publish_timeout_seconds = publish_timeout_seconds
+        self._metrics = metrics
+        self._channel: AbstractChannel | None = None
+        self._declared: DeclaredTopology | None = None
+        self._retry_publisher: Publisher | None = None
+        self._dead_letter: Publisher | None = None
+        self._consumer_tag: str | None = None
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def is_consuming(self) -> bool:
+        """True while deliveries can arrive: connected, channel open, consumer registered."""
+        return (
+            self._consumer_tag is not None
+            and not self._stopping
+            and not self._connection.is_closed
+            and self._connection.connected.is_set()
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._declared = await declare_topology(self._channel, self._topology)
+        # Retries and dead-letters go out on their own channel with confirms on.
+        publish_channel = await Publisher.open_channel(self._connection)
+        self._dead_letter = Publisher(
+            await publish_channel.get_exchange(self._topology.dead_letter_exchange),
+            timeout_seconds=self._publish_timeout_seconds,
+        )
+        self._retry_publisher = Publisher(
+            await publish_channel.get_exchange(self._topology.retry_exchange),
+            timeout_seconds=self._publish_timeout_seconds,
+        )
+        self._consumer_tag = await self._declared.queue.consume(self._on_message)
+        self._metrics.consuming.set_function(lambda: 1.0 if self.is_consuming() else 0.0)
+        logger.info(
+            "consuming",
+            extra={"queue": self._topology.queue, "prefetch": self._prefetch},
+        )
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop taking messages, let in-flight ones finish, requeue the rest."""
+        self._stopping = True
+        if self._declared is not None and self._consumer_tag is not None:
+            try:
+                await self._declared.queue.cancel(self._consumer_tag)
+            except Exception:
+                logger.warning("could not cancel the consumer; closing anyway", exc_info=True)
+        pending = set(self._in_flight)
+        if pending:
+            logger.info(
+                "draining in-flight messages",
+                extra={"in_flight": len(pending), "drain_seconds": drain_seconds},
+            )
+            _, still_running = await asyncio.wait(pending, timeout=drain_seconds)
+            for task in still_running:
+                task.cancel()
+            if still_running:
+                await asyncio.wait(still_running, timeout=5)
+                logger.warning(
+                    "drain time over: requeued unfinished messages",
+                    extra={"requeued": len(still_running)},
+                )
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._stopping:
+            await self._requeue(message)
+            return
+        self._in_flight.add(task)
+        self._metrics.in_flight.inc()
+        started = time.perf_counter()
+        try:
+            with log_context(message.correlation_id, message.message_id):
+                await self._settle(message)
+        finally:
+            self._metrics.in_flight.dec()
+            self._metrics.processing_seconds.observe(time.perf_counter() - started)
+            self._in_flight.discard(task)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        attempt = _attempt_of(message)
+        try:
+            product = ProductMessage.from_body(message.body)
+            await self._processor(product)
+        except asyncio.CancelledError:
+            await self._requeue(message)
+            raise
+        except PermanentError as exc:
+            await self._dead_letter_message(message, attempt, exc, reason="permanent")
+        except Exception as exc:
+            if attempt >= self._max_attempts:
+                await self._dead_letter_message(message, attempt, exc, reason="attempts_exhausted")
+            else:
+                await self._retry(message, attempt, exc)
+        else:
+            await message.ack()
+            self._metrics.messages.labels("acked").inc()
+            logger.debug("message processed", extra={"attempt": attempt})
+
+    def _failure_headers(
+        self, message: AbstractIncomingMessage, attempt: int, exc: BaseException
+    ) -> dict[str, Any]:
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                ATTEMPT_HEADER: attempt,
+                ERROR_HEADER: (str(exc) or type(exc).__name__)[:1000],
+                ERROR_TYPE_HEADER: type(exc).__name__,
+                FAILED_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
+        return headers
+
+    async def _republish(
+        self,
+        publisher: Publisher,
+        message: AbstractIncomingMessage,
+        routing_key: str,
+        headers: dict[str, Any],
+    ) -> bool:
+        """Publish a copy and ack the original; on failure leave it to be redelivered."""
+        try:
+            await publisher.publish(
+                message.body,
+                routing_key=routing_key,
+                message_id=message.message_id or "",
+                correlation_id=message.correlation_id or message.message_id or "",
+                headers=headers,
+                content_type=message.content_type or "application/json",
+            )
+        except Exception:
+            logger.error(
+                "could not republish a failed message; requeueing it instead", exc_info=True
+            )
+            await self._requeue(message)
+            return False
+        await message.ack()
+        return True
+
+    async def _retry(
+        self, message: AbstractIncomingMessage, attempt: int, exc: BaseException
+    ) -> None:
+        assert self._retry_publisher is not None
+        tier = self._topology.retry_queue(attempt)
+        headers = self._failure_headers(message, attempt + 1, exc)
+        if await self._republish(self._retry_publisher, message, tier, headers):
+            self._metrics.messages.labels("retried").inc()
+            logger.warning(
+                "transient failure; retrying after a delay",
+                extra={
+                    "attempt": attempt,
+                    "max_attempts": self._max_attempts,
+                    "retry_queue": tier,
+                    "reason": headers[ERROR_HEADER],
+                    "error_type": type(exc).__name__,
+                },
+            )
+
+    async def _dead_letter_message(
+        self, message: AbstractIncomingMessage, attempt: int, exc: BaseException, *, reason: str
+    ) -> None:
+        assert self._dead_letter is not None
+        headers = self._failure_headers(message, attempt, exc)
+        headers[DEAD_LETTER_REASON_HEADER] = reason
+        if await self._republish(self._dead_letter, message, self._topology.routing_key, headers):
+            self._metrics.messages.labels("dead_lettered").inc()
+            logger.error(
+                "message dead-lettered; inspect it in the dead-letter queue",
+                extra={
+                    "dead_letter_queue": self._topology.dead_letter_queue,
+                    "dead_letter_reason": reason,
+                    "attempt": attempt,
+                    "reason": headers[ERROR_HEADER],
+                    "error_type": type(exc).__name__,
+                },
+            )
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.nack(requeue=True)
+            self._metrics.messages.labels("requeued").inc()
+        except Exception:
+            # The channel is gone; the broker requeues unacked messages by itself.
+            logger.debug("nack failed; the broker will requeue on channel close", exc_info=True)

@@ -1,0 +1,64 @@
+"""S3 objects through one long-lived aioboto3 client.
+
+Client errors are sorted into the project's transient/permanent split here, so the
+worker's retry policy never has to understand botocore exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rnr.core.errors import PermanentError, TransientError
+
+_PERMANENT_CODES = {"NoSuchBucket", "AccessDenied", "InvalidBucketName", "NoSuchKey"}
+
+
+class StorageUnavailable(TransientError):
+    """S3 failed in a way a retry may fix (5xx, throttling, network)."""
+
+
+class StorageRejected(PermanentError):
+    """S3 refused the request for a reason a retry cannot fix (no bucket, no access)."""
+
+
+def _translate(exc: Exception, action: str) -> Exception:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _PERMANENT_CODES:
+            return StorageRejected(f"{action}: {code}")
+    return StorageUnavailable(f"{action}: {exc}")
+
+
+class ObjectStore:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def put_bytes(
+        self, bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        try:
+            await self._client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"put s3://{bucket}/{key}") from exc
+
+    async def get_bytes(self, bucket: str, key: str) -> bytes:
+        try:
+            answer = await self._client.get_object(Bucket=bucket, Key=key)
+            async with answer["Body"] as stream:
+                return await stream.read()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"get s3://{bucket}/{key}") from exc
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
+        return keys

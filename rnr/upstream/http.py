@@ -1,0 +1,84 @@
+"""GET JSON from the NOAA APIs with timeouts and retries that tell transient from permanent.
+
+5xx answers, timeouts and dropped connections are retried with exponential backoff;
+when they persist the caller gets ``UpstreamUnavailable`` (transient: try again later).
+404 becomes ``UpstreamNotFound`` and other 4xx ``UpstreamRejected`` (permanent: the
+same request will never succeed). A 200 whose body is not JSON is permanent too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiohttp
+
+from rnr.core.errors import PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
+
+
+class UpstreamUnavailable(TransientError):
+    """The API kept failing (5xx, timeout, connection) after every retry."""
+
+
+class UpstreamNotFound(PermanentError):
+    """The API answered 404 for this resource."""
+
+
+class UpstreamRejected(PermanentError):
+    """The API answered a 4xx other than 404, or a body that is not JSON."""
+
+
+class UpstreamClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        retries: int,
+        backoff_seconds: float,
+    ) -> None:
+        self._session = session
+        self._retries = retries
+        self._backoff_seconds = backoff_seconds
+
+    @staticmethod
+    def open_session(*, user_agent: str, timeout_seconds: float) -> aiohttp.ClientSession:
+        """weather.gov refuses requests without a descriptive User-Agent."""
+        return aiohttp.ClientSession(
+            headers={"User-Agent": user_agent},
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            raise_for_status=False,
+        )
+
+    async def get_json(self, url: str, *, accept: str = "application/json") -> Any:
+        last_problem = ""
+        for attempt in range(self._retries + 1):
+            if attempt:
+                await asyncio.sleep(self._backoff_seconds * 2 ** (attempt - 1))
+            try:
+                async with self._session.get(url, headers={"Accept": accept}) as response:
+                    if response.status >= 500:
+                        last_problem = f"HTTP {response.status}"
+                        continue
+                    if response.status == 404:
+                        raise UpstreamNotFound(f"GET {url}: 404 Not Found")
+                    if response.status >= 400:
+                        detail = (await response.text())[:200]
+                        raise UpstreamRejected(f"GET {url}: HTTP {response.status}: {detail}")
+                    text = await response.text()
+            except TimeoutError:
+                last_problem = "timed out"
+                continue
+            except aiohttp.ClientError as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+                continue
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise UpstreamRejected(f"GET {url}: body is not JSON ({exc})") from None
+        raise UpstreamUnavailable(
+            f"GET {url} failed {self._retries + 1} times, last: {last_problem}"
+        )

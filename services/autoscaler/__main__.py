@@ -1,0 +1,7 @@
+"""``python -m services.autoscaler [once|serve]``."""
+
+import sys
+
+from services.autoscaler.handler import function
+
+sys.exit(function.main())

@@ -1,0 +1,7 @@
+"""``python -m services.postproc [once|serve]``."""
+
+import sys
+
+from services.postproc.handler import function
+
+sys.exit(function.main())

@@ -1,0 +1,7 @@
+"""Post-processor configuration (see the README's configuration table)."""
+
+from rnr.core.settings import AwsSettings, CommonSettings, OutputSettings
+
+
+class PostprocSettings(CommonSettings, AwsSettings, OutputSettings):
+    pass

@@ -1,0 +1,7 @@
+"""``python -m services.producer [once|serve]``."""
+
+import sys
+
+from services.producer.handler import function
+
+sys.exit(function.main())

@@ -1,0 +1,272 @@
+"""One producer run: list HML products, publish each new one exactly once.
+
+For each listed product, oldest first, with at most ``PRODUCER_CONCURRENCY`` in flight:
+
+1. claim it in Redis (atomic ``SET NX``): a product already claimed is a duplicate;
+2. publish it with a broker confirm;
+3. commit the claim for ``DEDUPE_TTL_SECONDS``, or release it if the publish failed.
+
+A failed publish leaves the product unseen, so the next run picks it up. Any failure
+makes the whole run fail (Lambda error, non-zero exit) after the other products were
+tried, so an operator hears about it and nothing waits behind one bad product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from rnr.core.errors import RnrError
+from rnr.core.health import ReadinessCheck
+from rnr.core.logging import log_context
+from rnr.core.metrics import emit_emf
+from rnr.messaging.connection import connect
+from rnr.messaging.models import ProductMessage
+from rnr.messaging.publisher import Publisher
+from rnr.messaging.topology import Topology, declare_topology
+from rnr.storage.aws import AwsClients
+from rnr.storage.dedupe import ClaimOutcome, DedupeStore, RedisDedupeStore
+from rnr.storage.secrets import SecretCache
+from rnr.upstream.http import UpstreamClient
+from rnr.upstream.nws import NwsClient, ProductSummary
+from services.producer.settings import ProducerSettings
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = ("published", "duplicate", "in_progress", "failed", "invalid")
+
+
+class ProducerRunFailed(RnrError):
+    """Some products could not be published; they stay unseen for the next run."""
+
+    def __init__(self, summary: dict[str, int]) -> None:
+        super().__init__(
+            f"{summary['failed']} of {summary['new']} new products were not published "
+            f"(they will be retried next run): {summary}"
+        )
+        self.summary = summary
+
+
+class ProducerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.products = Counter(
+            "rnr_producer_products_total",
+            "Listed products by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.runs = Counter(
+            "rnr_producer_runs_total", "Producer runs by result", ["result"], registry=registry
+        )
+        self.run_seconds = Histogram(
+            "rnr_producer_run_seconds", "Duration of a producer run", registry=registry
+        )
+        for outcome in OUTCOMES:
+            self.products.labels(outcome)
+        for result in ("ok", "failed"):
+            self.runs.labels(result)
+
+
+@dataclass
+class RunSummary:
+    listed: int = 0
+    new: int = 0
+    duplicate: int = 0
+    in_progress: int = 0
+    published: int = 0
+    failed: int = 0
+    invalid: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "listed": self.listed,
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "in_progress": self.in_progress,
+            "published": self.published,
+            "failed": self.failed,
+            "invalid": self.invalid,
+        }
+
+
+def to_message(product: ProductSummary) -> ProductMessage:
+    return ProductMessage(
+        id=product.id,
+        url=product.url,
+        wmo_collective_id=product.wmo_collective_id,
+        issuing_office=product.issuing_office,
+        issuance_time=product.issuance_time,
+        product_code=product.product_code,
+        product_name=product.product_name,
+    )
+
+
+class Producer:
+    """The run logic, with its collaborators injected so tests can fail any of them."""
+
+    def __init__(
+        self,
+        *,
+        nws: NwsClient,
+        dedupe: DedupeStore,
+        publisher: Publisher,
+        routing_key: str,
+        concurrency: int,
+        metrics: ProducerMetrics,
+    ) -> None:
+        self._nws = nws
+        self._dedupe = dedupe
+        self._publisher = publisher
+        self._routing_key = routing_key
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._metrics = metrics
+
+    async def run(self) -> RunSummary:
+        listing = await self._nws.list_products("HML")
+        summary = RunSummary(listed=len(listing.products), invalid=len(listing.invalid))
+        self._metrics.products.labels("invalid").inc(len(listing.invalid))
+        outcomes = await asyncio.gather(
+            *(self._handle(product, summary) for product in listing.products)
+        )
+        for outcome in outcomes:
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+            self._metrics.products.labels(outcome).inc()
+        summary.new = summary.published + summary.failed
+        return summary
+
+    async def _handle(self, product: ProductSummary, summary: RunSummary) -> str:
+        async with self._concurrency:
+            with log_context(product.id, product.id):
+                try:
+                    return await self._publish_once(product)
+                except Exception as exc:
+                    summary.failures.append({"product_id": product.id, "reason": str(exc)})
+                    logger.error(
+                        "product not published; it stays unseen and the next run retries it",
+                        extra={"reason": str(exc), "error_type": type(exc).__name__},
+                    )
+                    return "failed"
+
+    async def _publish_once(self, product: ProductSummary) -> str:
+        claim = await self._dedupe.claim(product.id)
+        if claim is ClaimOutcome.PUBLISHED_BEFORE:
+            return "duplicate"
+        if claim is ClaimOutcome.IN_PROGRESS:
+            logger.info("product claimed by a concurrent or interrupted run; skipping")
+            return "in_progress"
+        message = to_message(product)
+        try:
+            await self._publisher.publish(
+                message.to_body(),
+                routing_key=self._routing_key,
+                message_id=product.id,
+                correlation_id=product.id,
+                headers={"x-rnr-schema-version": message.schema_version},
+            )
+        except BaseException:
+            try:
+                await self._dedupe.release(product.id)
+            except Exception:
+                logger.warning("could not release claim; it expires by itself", exc_info=True)
+            raise
+        try:
+            await self._dedupe.commit(product.id)
+        except Exception:
+            # Published and confirmed: the product is not lost. The claim lapses and a
+            # later run may publish it again, which the worker's idempotent output absorbs.
+            logger.warning("published, but committing the dedupe key failed", exc_info=True)
+        logger.info("product published", extra={"issuance_time": product.issuance_time})
+        return "published"
+
+
+@dataclass
+class ProducerState:
+    settings: ProducerSettings
+    metrics: ProducerMetrics
+    secrets: SecretCache
+
+
+def setup(settings: ProducerSettings, registry: CollectorRegistry) -> ProducerState:
+    return ProducerState(
+        settings=settings,
+        metrics=ProducerMetrics(registry),
+        secrets=SecretCache(AwsClients(settings)),
+    )
+
+
+async def run(state: ProducerState, event: Mapping[str, Any]) -> dict[str, Any]:
+    """One scheduled run. Connections are opened per run: a Lambda frozen between
+    invocations would otherwise wake up holding dead sockets."""
+    settings = state.settings
+    topology = Topology.from_settings(settings)
+    with state.metrics.run_seconds.time():
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(
+                UpstreamClient.open_session(
+                    user_agent=settings.http_user_agent,
+                    timeout_seconds=settings.http_timeout_seconds,
+                )
+            )
+            http = UpstreamClient(
+                session,
+                retries=settings.http_retries,
+                backoff_seconds=settings.http_backoff_seconds,
+            )
+            redis_client = redis.from_url(settings.redis_url.get_secret_value())
+            stack.push_async_callback(redis_client.aclose)
+            connection = await connect(settings, state.secrets, name="rnr-producer")
+            stack.push_async_callback(connection.close)
+            channel = await Publisher.open_channel(connection)
+            declared = await declare_topology(channel, topology)
+            producer = Producer(
+                nws=NwsClient(http, str(settings.nws_api_url)),
+                dedupe=RedisDedupeStore(
+                    redis_client,
+                    ttl_seconds=settings.dedupe_ttl_seconds,
+                    claim_seconds=settings.dedupe_claim_seconds,
+                    prefix=settings.dedupe_key_prefix,
+                ),
+                publisher=Publisher(
+                    declared.exchange, timeout_seconds=settings.rabbitmq_publish_timeout_seconds
+                ),
+                routing_key=topology.routing_key,
+                concurrency=settings.producer_concurrency,
+                metrics=state.metrics,
+            )
+            try:
+                summary = await producer.run()
+            except Exception:
+                state.metrics.runs.labels("failed").inc()
+                raise
+    counts = summary.counts()
+    emit_emf("producer", counts)
+    if summary.failed:
+        state.metrics.runs.labels("failed").inc()
+        raise ProducerRunFailed(counts)
+    state.metrics.runs.labels("ok").inc()
+    return counts
+
+
+def checks(state: ProducerState) -> dict[str, ReadinessCheck]:
+    settings = state.settings
+
+    async def redis_ping() -> None:
+        client = redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=1.5)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    async def rabbitmq_connect() -> None:
+        connection = await connect(settings, state.secrets, name="rnr-producer-readyz")
+        await connection.close()
+
+    return {"redis": redis_ping, "rabbitmq": rabbitmq_connect}

@@ -1,0 +1,37 @@
+"""``python -m services.worker``: the long-running consumer with its HTTP health app.
+
+Environment: see ``WorkerSettings`` and the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from rnr.core.errors import ConfigurationError
+from rnr.core.logging import setup_logging
+from rnr.core.settings import load_settings
+from services.worker.app import create_app
+from services.worker.settings import WorkerSettings
+
+
+def main() -> int:
+    try:
+        settings = load_settings(WorkerSettings)
+    except ConfigurationError as exc:
+        print(f"rnr-worker: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("rnr-worker", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host="0.0.0.0",
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Wiring of the worker: HTTP health app, broker connection, consumer, processor.
+
+The HTTP app comes up at once and answers /readyz with 503 until the consumer is
+active; the broker connection is retried in the background, so a worker started
+before RabbitMQ waits for it instead of crash-looping. uvicorn turns SIGTERM into
+the lifespan's shutdown, where the consumer drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from rnr.core.errors import ConfigurationError
+from rnr.core.health import create_http_app
+from rnr.messaging.connection import connect
+from rnr.messaging.consumer import Consumer, ConsumerMetrics
+from rnr.messaging.topology import Topology
+from rnr.storage.aws import AwsClients
+from rnr.storage.s3 import ObjectStore
+from rnr.storage.secrets import SecretCache
+from rnr.upstream.http import UpstreamClient
+from rnr.upstream.nws import NwsClient
+from services.worker.processing import GaugeListProcessor
+from services.worker.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_MAX_SECONDS = 30.0
+
+
+class WorkerRuntime:
+    """Owns the long-lived objects and their order of opening and closing."""
+
+    def __init__(self, settings: WorkerSettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.consumer: Consumer | None = None
+        self._metrics = ConsumerMetrics(registry)
+        self._aws = AwsClients(settings)
+        self._secrets = SecretCache(self._aws)
+        self._stack = contextlib.AsyncExitStack()
+        self._starting: asyncio.Task[None] | None = None
+
+    async def readiness(self) -> None:
+        if self.consumer is None:
+            raise RuntimeError("not connected to RabbitMQ yet")
+        if not self.consumer.is_consuming():
+            raise RuntimeError("consumer inactive (RabbitMQ connection lost; reconnecting)")
+
+    async def start(self) -> None:
+        """Open clients, then connect and consume in the background."""
+        settings = self.settings
+        s3 = await self._stack.enter_async_context(self._aws.client("s3"))
+        session = await self._stack.enter_async_context(
+            UpstreamClient.open_session(
+                user_agent=settings.http_user_agent, timeout_seconds=settings.http_timeout_seconds
+            )
+        )
+        http = UpstreamClient(
+            session, retries=settings.http_retries, backoff_seconds=settings.http_backoff_seconds
+        )
+        self._processor = GaugeListProcessor(
+            nws=NwsClient(http, str(settings.nws_api_url)),
+            store=ObjectStore(s3),
+            bucket=settings.output_bucket,
+            prefix=settings.output_prefix,
+            registry=self.registry,
+        )
+        self._starting = asyncio.create_task(self._connect_and_consume())
+        self._starting.add_done_callback(self._report_start_failure)
+
+    @staticmethod
+    def _report_start_failure(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.critical(
+                "worker could not start consuming; /readyz stays 503",
+                exc_info=task.exception(),
+            )
+
+    async def _connect_and_consume(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                connection = await connect(self.settings, self._secrets, name="rnr-worker")
+                break
+            except ConfigurationError:
+                logger.critical("cannot connect to RabbitMQ: fix the configuration", exc_info=True)
+                raise
+            except Exception as exc:
+                logger.error(
+                    "RabbitMQ unreachable; retrying. Check RABBITMQ_URL/RABBITMQ_ENDPOINT, "
+                    "that the broker runs, and that security groups allow port 5671/5672",
+                    extra={"reason": repr(exc), "retry_in_seconds": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        self._stack.push_async_callback(connection.close)
+        consumer = Consumer(
+            connection,
+            Topology.from_settings(self.settings),
+            self._processor,
+            prefetch=self.settings.worker_prefetch,
+            max_attempts=self.settings.max_attempts,
+            publish_timeout_seconds=self.settings.rabbitmq_publish_timeout_seconds,
+            metrics=self._metrics,
+        )
+        await consumer.start()
+        self.consumer = consumer
+
+    async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        if self.consumer is not None:
+            await self.consumer.stop(self.settings.worker_drain_seconds)
+        await self._stack.aclose()
+        logger.info("worker stopped")
+
+
+def create_app(settings: WorkerSettings) -> FastAPI:
+    registry = CollectorRegistry()
+    runtime = WorkerRuntime(settings, registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        yield
+        await runtime.stop()
+
+    app = create_http_app(
+        "worker", registry, {"rabbitmq_consumer": runtime.readiness}, lifespan=lifespan
+    )
+    app.state.runtime = runtime
+    return app
