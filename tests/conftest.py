@@ -97,6 +97,9 @@ class Replay:
         answer.raise_for_status()
         return answer.json()["products"]
 
+    def listing(self) -> list[dict[str, str]]:
+        return httpx.get(f"{self.url}/products", params={"type": "HML"}).json()["@graph"]
+
     def requests(self) -> dict[str, int]:
         return httpx.get(f"{self.url}/_admin/requests").json()
 

@@ -1,0 +1,133 @@
+"""Each Lambda image entry point, run by the real awslambdaric against a fake Runtime API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tests.conftest import REPO_ROOT, Replay
+from tests.support.broker import BrokerFixture
+from tests.support.lambda_runtime import FakeRuntime, FakeRuntimeServer
+
+INVOKE_TIMEOUT = 60
+
+
+@contextlib.contextmanager
+def lambda_process(handler: str, env: dict[str, str]) -> Iterator[FakeRuntime]:
+    server = FakeRuntimeServer()
+    with server as runtime:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "awslambdaric", handler],
+            env={**os.environ, **env, "AWS_LAMBDA_RUNTIME_API": server.address},
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield runtime
+        finally:
+            process.kill()
+            output = process.communicate(timeout=10)[0].decode(errors="replace")
+            print(output[-4000:])
+
+
+@pytest.fixture
+def producer_env(
+    broker: BrokerFixture, redis_url: str, replay: Replay, moto_endpoint: str, unique: str
+) -> dict[str, str]:
+    return {
+        **broker.env(),
+        "REDIS_URL": redis_url,
+        "DEDUPE_KEY_PREFIX": f"rnr:test:{unique}:",
+        "NWS_API_URL": replay.nws_api_url,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "HTTP_RETRIES": "1",
+        "HTTP_BACKOFF_SECONDS": "0.05",
+    }
+
+
+def test_producer_entry_point_publishes_then_dedupes_on_a_warm_start(
+    producer_env: dict[str, str], replay: Replay
+) -> None:
+    listed = len(replay.listing())
+    with lambda_process("services.producer.handler.handler", producer_env) as runtime:
+        runtime.invoke({"source": "aws.scheduler"})
+        first = runtime.outcome(INVOKE_TIMEOUT)
+        runtime.invoke({"source": "aws.scheduler"})
+        second = runtime.outcome(INVOKE_TIMEOUT)
+    assert first.ok, first.body
+    assert first.body["listed"] == listed
+    assert first.body["published"] == listed
+    assert second.ok, second.body
+    assert second.body["duplicate"] == listed
+    assert second.body["published"] == 0
+
+
+def test_producer_entry_point_reads_broker_credentials_from_secrets_manager(
+    producer_env: dict[str, str], moto_endpoint: str, unique: str, replay: Replay
+) -> None:
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
+    arn = secrets.create_secret(
+        Name=f"rnr/test/{unique}",
+        SecretString=json.dumps({"username": "guest", "password": "guest"}),
+    )["ARN"]
+    env = {k: v for k, v in producer_env.items() if k != "RABBITMQ_URL"}
+    env |= {"RABBITMQ_ENDPOINT": "amqp://127.0.0.1:5672", "RABBITMQ_SECRET_ARN": arn}
+    with lambda_process("services.producer.handler.handler", env) as runtime:
+        runtime.invoke({})
+        outcome = runtime.outcome(INVOKE_TIMEOUT)
+    assert outcome.ok, outcome.body
+    assert outcome.body["published"] == len(replay.listing())
+
+
+def test_producer_entry_point_fails_loudly_when_upstream_keeps_failing(
+    producer_env: dict[str, str], replay: Replay
+) -> None:
+    replay.fault(r"^/products$", status=503)
+    with lambda_process("services.producer.handler.handler", producer_env) as runtime:
+        runtime.invoke({})
+        outcome = runtime.outcome(INVOKE_TIMEOUT)
+    assert not outcome.ok
+    assert outcome.body["errorType"] == "UpstreamUnavailable"
+    assert "503" in outcome.body["errorMessage"]
+
+
+def test_missing_configuration_is_an_error_naming_the_variable(producer_env) -> None:
+    env = {k: v for k, v in producer_env.items() if k != "RABBITMQ_URL"}
+    with lambda_process("services.producer.handler.handler", env) as runtime:
+        runtime.invoke({})
+        outcome = runtime.outcome(INVOKE_TIMEOUT)
+    assert not outcome.ok
+    assert outcome.body["errorType"] == "ConfigurationError"
+    assert "RABBITMQ_URL" in outcome.body["errorMessage"]
+
+
+def test_autoscaler_entry_point_reports_queue_depth(
+    broker: BrokerFixture, moto_endpoint: str
+) -> None:
+    env = {**broker.env(), "AWS_ENDPOINT_URL": moto_endpoint}
+    with lambda_process("services.autoscaler.handler.handler", env) as runtime:
+        runtime.invoke({})
+        outcome = runtime.outcome(INVOKE_TIMEOUT)
+    assert outcome.ok, outcome.body
+    assert outcome.body["queue"] == broker.queue
+    assert outcome.body["ready"] == 0
+    assert outcome.body["dead_letter_ready"] == 0
+
+
+def test_postproc_entry_point_inventories_outputs(bucket: str, moto_endpoint: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.put_object(Bucket=bucket, Key="replace_and_route/gauges/x.json", Body=b"{}")
+    env = {"OUTPUT_BUCKET": bucket, "AWS_ENDPOINT_URL": moto_endpoint}
+    with lambda_process("services.postproc.handler.handler", env) as runtime:
+        runtime.invoke({})
+        outcome = runtime.outcome(INVOKE_TIMEOUT)
+    assert outcome.ok, outcome.body
+    assert outcome.body["outputs"] == 1
