@@ -100,6 +100,11 @@ class Replay:
     def listing(self) -> list[dict[str, str]]:
         return httpx.get(f"{self.url}/products", params={"type": "HML"}).json()["@graph"]
 
+    def product(self, product_id: str) -> dict[str, str]:
+        answer = httpx.get(f"{self.url}/products/{product_id}")
+        answer.raise_for_status()
+        return answer.json()
+
     def requests(self) -> dict[str, int]:
         return httpx.get(f"{self.url}/_admin/requests").json()
 

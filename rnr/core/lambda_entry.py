@@ -92,10 +92,10 @@ class LambdaFunction(Generic[SettingsT, StateT]):
         return self._loop.run_until_complete(self.invoke(event if isinstance(event, dict) else {}))
 
     def serve(self, host: str, port: int | None) -> None:
-        import uvicorn
         from fastapi import Body
 
         from rnr.core.health import create_http_app
+        from rnr.core.http_server import serve
 
         state = self.state()
         app = create_http_app(self.name, self.registry, self._checks(state))
@@ -105,7 +105,7 @@ class LambdaFunction(Generic[SettingsT, StateT]):
             return await self.invoke(event)
 
         settings_port = getattr(getattr(state, "settings", None), "http_port", 8080)
-        uvicorn.run(app, host=host, port=port or settings_port, log_config=None)
+        serve(app, host=host, port=port or settings_port)
 
     def main(self, argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"python -m services.{self.name}")

@@ -434,4 +434,3 @@ def create_app(fixtures_dir: pathlib.Path | None = None) -> FastAPI:
     app.include_router(nwps)
     app.include_router(admin)
     return app
-

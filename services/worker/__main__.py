@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
-
 from rnr.core.errors import ConfigurationError
+from rnr.core.http_server import serve
 from rnr.core.logging import setup_logging
 from rnr.core.settings import load_settings
 from services.worker.app import create_app
@@ -23,13 +22,7 @@ def main() -> int:
         print(f"rnr-worker: {exc}", file=sys.stderr)
         return 2
     setup_logging("rnr-worker", settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host="0.0.0.0",
-        port=settings.http_port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    serve(create_app(settings), host="0.0.0.0", port=settings.http_port)
     return 0
 
 

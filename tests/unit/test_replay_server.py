@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import pathlib
@@ -201,7 +202,7 @@ def test_hpdt2_stageflow(client: TestClient) -> None:
     assert len(data) == 40
     assert data[0]["validTime"] == "2025-05-05T21:00:00Z"
     times = [dt.datetime.fromisoformat(p["validTime"]) for p in data]
-    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {dt.timedelta(hours=3)}
+    assert {b - a for a, b in itertools.pairwise(times)} == {dt.timedelta(hours=3)}
     flows = [p["secondary"] for p in data]
     peak = flows.index(max(flows))
     assert 0 < peak < len(flows) - 1

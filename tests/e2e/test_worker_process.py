@@ -1,0 +1,231 @@
+"""The worker as its own process: the pipeline end to end, crashes, shutdown, broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import boto3
+import pytest
+
+from rnr.hydro.hml import extract_lids
+from rnr.messaging.publisher import Publisher
+from rnr.messaging.topology import declare_topology
+from tests.conftest import Replay
+from tests.support.broker import BrokerFixture
+from tests.support.messages import product_message
+from tests.support.processes import (
+    REPO_ROOT,
+    ServiceProcess,
+    producer_once_command,
+    worker_command,
+)
+from tests.support.servers import wait_until
+
+
+@pytest.fixture
+def s3(moto_endpoint: str):
+    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def service_env(
+    broker: BrokerFixture,
+    redis_url: str,
+    replay: Replay,
+    moto_endpoint: str,
+    bucket: str,
+    unique: str,
+) -> dict[str, str]:
+    return {
+        **broker.env(),
+        "REDIS_URL": redis_url,
+        "DEDUPE_KEY_PREFIX": f"rnr:test:{unique}:",
+        "NWS_API_URL": replay.nws_api_url,
+        "NWPS_API_URL": replay.nwps_api_url,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "OUTPUT_BUCKET": bucket,
+        "HTTP_TIMEOUT_SECONDS": "30",
+        "HTTP_RETRIES": "1",
+        "HTTP_BACKOFF_SECONDS": "0.05",
+        "WORKER_PREFETCH": "4",
+    }
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.stop()
+    for service in started:
+        print(f"--- {service.command} log ---\n{service.log()[-3000:]}")
+
+
+def start_worker(
+    services: list[ServiceProcess], env: dict[str, str], tmp_path: Path, **extra: str
+) -> ServiceProcess:
+    worker = ServiceProcess(worker_command(), {**env, **extra}).start(tmp_path)
+    services.append(worker)
+    worker.wait_ready()
+    return worker
+
+
+def run_producer(env: dict[str, str]) -> dict[str, int]:
+    import os
+
+    finished = subprocess.run(
+        producer_once_command(),
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr.decode() + finished.stdout.decode()
+    return json.loads(finished.stdout.decode().strip().splitlines()[-1])
+
+
+def publish_product(broker: BrokerFixture, product_id: str) -> None:
+    """Publish one product the way the producer does, without listing the others."""
+
+    async def publish() -> None:
+        connection = await aio_pika.connect(broker.url)
+        async with connection:
+            channel = await Publisher.open_channel(connection)
+            declared = await declare_topology(channel, broker.topology())
+            await Publisher(declared.exchange, timeout_seconds=5).publish(
+                product_message(product_id).to_body(),
+                routing_key=broker.topology().routing_key,
+                message_id=product_id,
+                correlation_id=product_id,
+            )
+
+    asyncio.run(publish())
+
+
+def outputs(s3, bucket: str) -> dict[str, int]:
+    """Output key -> number of versions written (the bucket is versioned)."""
+    versions: dict[str, int] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            versions[version["Key"]] = versions.get(version["Key"], 0) + 1
+    return versions
+
+
+def queue_depth(broker: BrokerFixture, queue: str) -> int:
+    finished = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in finished.stdout.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    raise AssertionError(f"queue {queue} not found")
+
+
+def test_products_flow_from_producer_through_worker_to_s3(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    start_worker(services, service_env, tmp_path)
+    summary = run_producer(service_env)
+    listing = replay.listing()
+    assert summary["published"] == len(listing) > 0
+    wait_until(lambda: len(outputs(s3, bucket)) == len(listing), timeout=30, what="all outputs")
+    written = outputs(s3, bucket)
+    assert set(written.values()) == {1}
+    for product in listing:
+        [key] = [k for k in written if k.endswith(f"/{product['id']}.json")]
+        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        text = replay.product(product["id"])["productText"]
+        assert record["lids"] == extract_lids(text)
+        assert record["product_id"] == product["id"]
+    # A second run publishes nothing new, so nothing is written twice.
+    assert run_producer(service_env)["duplicate"] == len(listing)
+    time.sleep(1)
+    assert set(outputs(s3, bucket).values()) == {1}
+    assert queue_depth(broker, broker.topology().dead_letter_queue) == 0
+
+
+def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    [product] = replay.add_products(1)
+    # The first fetch of this product's text hangs long enough to kill the worker.
+    replay.fault(f"^/products/{product['id']}$", delay_seconds=20, times=1)
+    first = start_worker(services, service_env, tmp_path)
+    publish_product(broker, product["id"])
+    wait_until(lambda: first.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    first.signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert outputs(s3, bucket) == {}
+
+    second = start_worker(services, service_env, tmp_path)
+    wait_until(lambda: len(outputs(s3, bucket)) == 1, timeout=30, what="output after redelivery")
+    time.sleep(1.0)
+    assert list(outputs(s3, bucket).values()) == [1]
+    assert second.metric('rnr_worker_messages_total{outcome="acked"}') == 1
+    assert queue_depth(broker, broker.queue) == 0
+    assert queue_depth(broker, broker.topology().dead_letter_queue) == 0
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_zero(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    [product] = replay.add_products(1)
+    replay.fault(f"^/products/{product['id']}$", delay_seconds=2, times=1)
+    worker = start_worker(services, service_env, tmp_path)
+    publish_product(broker, product["id"])
+    wait_until(lambda: worker.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - started < 30
+    assert len(outputs(s3, bucket)) == 1
+    assert queue_depth(broker, broker.queue) == 0
+
+
+def test_sigterm_requeues_work_that_outlasts_the_drain_time(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    [product] = replay.add_products(1)
+    replay.fault(f"^/products/{product['id']}$", delay_seconds=25, times=1)
+    worker = start_worker(services, service_env, tmp_path, WORKER_DRAIN_SECONDS="1")
+    publish_product(broker, product["id"])
+    wait_until(lambda: worker.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    assert outputs(s3, bucket) == {}
+    wait_until(lambda: queue_depth(broker, broker.queue) == 1, timeout=10, what="requeued")
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_readyz_is_503_while_rabbitmq_is_down_and_recovers_by_itself(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    worker = start_worker(services, service_env, tmp_path)
+    try:
+        rabbitmqctl("stop_app")
+        wait_until(lambda: worker.status("/readyz") == 503, timeout=30, what="readyz 503")
+        assert worker.status("/healthz") == 200
+    finally:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+    wait_until(lambda: worker.status("/readyz") == 200, timeout=90, what="readyz back to 200")
+    # The restored consumer really consumes.
+    [product] = replay.add_products(1)
+    publish_product(broker, product["id"])
+    wait_until(lambda: len(outputs(s3, bucket)) == 1, timeout=30, what="output after restart")
