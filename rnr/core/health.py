@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,8 +16,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-# A check returns normally when ready, or raises with the reason it is not.
-ReadinessCheck = Callable[[], Awaitable[None]]
+from rnr.core.readiness import ReadinessCheck
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
 from rnr.core.errors import ConfigurationError
-from rnr.core.health import ReadinessCheck
 from rnr.core.logging import setup_logging
+from rnr.core.readiness import ReadinessCheck
 
 logger = logging.getLogger(__name__)
 

@@ -9,28 +9,34 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aioboto3
-from botocore.config import Config
-
 from rnr.core.settings import AwsSettings
-
-# Retries with jitter in the SDK itself; connect and read timeouts well under a
-# Lambda's lifetime so a stuck endpoint fails the invocation instead of hanging it.
-_CLIENT_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"},
-    connect_timeout=5,
-    read_timeout=30,
-)
 
 
 class AwsClients:
-    """Creates service clients that share one session and one endpoint setting."""
+    """Creates service clients that share one session and one endpoint setting.
+
+    The SDK (about half a second of imports) loads on the first client, not at
+    import: a producer that reads no secret never pays for it at cold start.
+    """
 
     def __init__(self, settings: AwsSettings) -> None:
         self._settings = settings
-        self._session = aioboto3.Session(region_name=settings.aws_region)
+        self._session: Any = None
+        self._config: Any = None
 
     def client(self, service: str) -> AbstractAsyncContextManager[Any]:
+        if self._session is None:
+            import aioboto3
+            from botocore.config import Config
+
+            self._session = aioboto3.Session(region_name=self._settings.aws_region)
+            # Retries with jitter in the SDK itself; timeouts well under a Lambda's
+            # lifetime so a stuck endpoint fails the invocation instead of hanging it.
+            self._config = Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            )
         return self._session.client(
-            service, endpoint_url=self._settings.aws_endpoint_url, config=_CLIENT_CONFIG
+            service, endpoint_url=self._settings.aws_endpoint_url, config=self._config
         )

@@ -16,6 +16,7 @@ absorbs (its output keys are deterministic), never a loss.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis.asyncio as redis
@@ -42,9 +43,11 @@ class ClaimOutcome(enum.Enum):
 
 
 class DedupeStore(Protocol):
-    async def claim(self, product_id: str) -> ClaimOutcome: ...
-    async def commit(self, product_id: str) -> None: ...
-    async def release(self, product_id: str) -> None: ...
+    """Batch operations: one round trip per batch, not per product."""
+
+    async def claim_many(self, product_ids: Sequence[str]) -> list[ClaimOutcome]: ...
+    async def commit_many(self, product_ids: Sequence[str]) -> None: ...
+    async def release_many(self, product_ids: Sequence[str]) -> None: ...
 
 
 class RedisDedupeStore:
@@ -60,32 +63,61 @@ class RedisDedupeStore:
         self._ttl_seconds = ttl_seconds
         self._claim_seconds = claim_seconds
         self._prefix = prefix
+        self._release_if_pending = client.register_script(_RELEASE_IF_PENDING)
 
     def key(self, product_id: str) -> str:
         return f"{self._prefix}{product_id}"
 
-    async def claim(self, product_id: str) -> ClaimOutcome:
-        key = self.key(product_id)
+    async def claim_many(self, product_ids: Sequence[str]) -> list[ClaimOutcome]:
+        """Claim each product atomically (``SET NX``), in one pipelined round trip."""
+        if not product_ids:
+            return []
+        keys = [self.key(product_id) for product_id in product_ids]
         try:
-            if await self._client.set(key, _PENDING, nx=True, ex=self._claim_seconds):
-                return ClaimOutcome.CLAIMED
-            state = await self._client.get(key)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(key, _PENDING, nx=True, ex=self._claim_seconds)
+                claimed = await pipe.execute()
+                taken = [key for key, ok in zip(keys, claimed, strict=True) if not ok]
+                for key in taken:
+                    pipe.get(key)
+                states = dict(zip(taken, await pipe.execute(), strict=True)) if taken else {}
         except RedisError as exc:
-            raise DedupeUnavailable(f"Redis claim of {key} failed: {exc}") from exc
-        if state is None:  # expired between the two calls: try once more
-            return await self.claim(product_id)
-        return ClaimOutcome.PUBLISHED_BEFORE if state == _PUBLISHED else ClaimOutcome.IN_PROGRESS
+            raise DedupeUnavailable(f"Redis claim of {len(keys)} products failed: {exc}") from exc
+        outcomes = []
+        for key, ok in zip(keys, claimed, strict=True):
+            if ok:
+                outcomes.append(ClaimOutcome.CLAIMED)
+            elif states.get(key) == _PUBLISHED:
+                outcomes.append(ClaimOutcome.PUBLISHED_BEFORE)
+            else:  # pending elsewhere, or lapsed just now: the next run sees it afresh
+                outcomes.append(ClaimOutcome.IN_PROGRESS)
+        return outcomes
 
-    async def commit(self, product_id: str) -> None:
-        key = self.key(product_id)
+    async def commit_many(self, product_ids: Sequence[str]) -> None:
+        if not product_ids:
+            return
         try:
-            await self._client.set(key, _PUBLISHED, ex=self._ttl_seconds)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for product_id in product_ids:
+                    pipe.set(self.key(product_id), _PUBLISHED, ex=self._ttl_seconds)
+                await pipe.execute()
         except RedisError as exc:
-            raise DedupeUnavailable(f"Redis commit of {key} failed: {exc}") from exc
+            raise DedupeUnavailable(
+                f"Redis commit of {len(product_ids)} products failed: {exc}"
+            ) from exc
 
-    async def release(self, product_id: str) -> None:
-        key = self.key(product_id)
+    async def release_many(self, product_ids: Sequence[str]) -> None:
+        if not product_ids:
+            return
         try:
-            await self._client.eval(_RELEASE_IF_PENDING, 1, key, _PENDING)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for product_id in product_ids:
+                    await self._release_if_pending(
+                        keys=[self.key(product_id)], args=[_PENDING], client=pipe
+                    )
+                await pipe.execute()
         except RedisError as exc:
-            raise DedupeUnavailable(f"Redis release of {key} failed: {exc}") from exc
+            raise DedupeUnavailable(
+                f"Redis release of {len(product_ids)} products failed: {exc}"
+            ) from exc

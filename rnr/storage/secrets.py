@@ -11,8 +11,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rnr.core.errors import ConfigurationError, TransientError
 from rnr.storage.aws import AwsClients
 
@@ -41,6 +39,8 @@ class SecretCache:
         return credentials
 
     async def _fetch(self, secret_arn: str) -> BrokerCredentials:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             async with self._clients.client("secretsmanager") as client:
                 answer = await client.get_secret_value(SecretId=secret_arn)

@@ -13,8 +13,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from rnr.core.health import ReadinessCheck
 from rnr.core.metrics import emit_emf
+from rnr.core.readiness import ReadinessCheck
 from rnr.messaging.connection import connect
 from rnr.messaging.topology import Topology, declare_topology
 from rnr.storage.aws import AwsClients

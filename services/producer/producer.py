@@ -24,9 +24,9 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from rnr.core.errors import RnrError
-from rnr.core.health import ReadinessCheck
 from rnr.core.logging import log_context
 from rnr.core.metrics import emit_emf
+from rnr.core.readiness import ReadinessCheck
 from rnr.messaging.connection import connect
 from rnr.messaging.models import ProductMessage
 from rnr.messaging.publisher import Publisher
@@ -110,7 +110,12 @@ def to_message(product: ProductSummary) -> ProductMessage:
 
 
 class Producer:
-    """The run logic, with its collaborators injected so tests can fail any of them."""
+    """The run logic, with its collaborators injected so tests can fail any of them.
+
+    Products go through in batches of ``concurrency``, oldest first: one Redis round
+    trip claims the batch, its publishes await their confirms concurrently, and one
+    round trip commits the published and releases the refused.
+    """
 
     def __init__(
         self,
@@ -126,44 +131,66 @@ class Producer:
         self._dedupe = dedupe
         self._publisher = publisher
         self._routing_key = routing_key
-        self._concurrency = asyncio.Semaphore(concurrency)
+        self._batch_size = concurrency
         self._metrics = metrics
 
     async def run(self) -> RunSummary:
         listing = await self._nws.list_products("HML")
         summary = RunSummary(listed=len(listing.products), invalid=len(listing.invalid))
         self._metrics.products.labels("invalid").inc(len(listing.invalid))
-        outcomes = await asyncio.gather(
-            *(self._handle(product, summary) for product in listing.products)
-        )
-        for outcome in outcomes:
-            setattr(summary, outcome, getattr(summary, outcome) + 1)
-            self._metrics.products.labels(outcome).inc()
+        for start in range(0, len(listing.products), self._batch_size):
+            batch = listing.products[start : start + self._batch_size]
+            for outcome in await self._run_batch(batch, summary):
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+                self._metrics.products.labels(outcome).inc()
         summary.new = summary.published + summary.failed
         return summary
 
-    async def _handle(self, product: ProductSummary, summary: RunSummary) -> str:
-        async with self._concurrency:
-            with log_context(product.id, product.id):
-                try:
-                    return await self._publish_once(product)
-                except Exception as exc:
-                    summary.failures.append({"product_id": product.id, "reason": str(exc)})
-                    logger.error(
-                        "product not published; it stays unseen and the next run retries it",
-                        extra={"reason": str(exc), "error_type": type(exc).__name__},
-                    )
-                    return "failed"
-
-    async def _publish_once(self, product: ProductSummary) -> str:
-        claim = await self._dedupe.claim(product.id)
-        if claim is ClaimOutcome.PUBLISHED_BEFORE:
-            return "duplicate"
-        if claim is ClaimOutcome.IN_PROGRESS:
-            logger.info("product claimed by a concurrent or interrupted run; skipping")
-            return "in_progress"
-        message = to_message(product)
+    async def _run_batch(self, batch: list[ProductSummary], summary: RunSummary) -> list[str]:
         try:
+            claims = await self._dedupe.claim_many([product.id for product in batch])
+        except Exception as exc:
+            for product in batch:
+                self._record_failure(product, exc, summary)
+            return ["failed"] * len(batch)
+        outcomes: dict[str, str] = {}
+        to_publish = []
+        for product, claim in zip(batch, claims, strict=True):
+            if claim is ClaimOutcome.PUBLISHED_BEFORE:
+                outcomes[product.id] = "duplicate"
+            elif claim is ClaimOutcome.IN_PROGRESS:
+                outcomes[product.id] = "in_progress"
+                with log_context(product.id, product.id):
+                    logger.info("product claimed by a concurrent or interrupted run; skipping")
+            else:
+                to_publish.append(product)
+        results = await asyncio.gather(
+            *(self._publish(product) for product in to_publish), return_exceptions=True
+        )
+        published, refused = [], []
+        for product, result in zip(to_publish, results, strict=True):
+            if isinstance(result, BaseException):
+                refused.append(product.id)
+                outcomes[product.id] = "failed"
+                self._record_failure(product, result, summary)
+            else:
+                published.append(product.id)
+                outcomes[product.id] = "published"
+        try:
+            await self._dedupe.release_many(refused)
+        except Exception:
+            logger.warning("could not release claims; they lapse by themselves", exc_info=True)
+        try:
+            await self._dedupe.commit_many(published)
+        except Exception:
+            # Published and confirmed: nothing is lost. The claims lapse and a later run
+            # may publish these again, which the worker's idempotent output absorbs.
+            logger.warning("published, but committing the dedupe keys failed", exc_info=True)
+        return [outcomes[product.id] for product in batch]
+
+    async def _publish(self, product: ProductSummary) -> None:
+        with log_context(product.id, product.id):
+            message = to_message(product)
             await self._publisher.publish(
                 message.to_body(),
                 routing_key=self._routing_key,
@@ -171,20 +198,16 @@ class Producer:
                 correlation_id=product.id,
                 headers={"x-rnr-schema-version": message.schema_version},
             )
-        except BaseException:
-            try:
-                await self._dedupe.release(product.id)
-            except Exception:
-                logger.warning("could not release claim; it expires by itself", exc_info=True)
-            raise
-        try:
-            await self._dedupe.commit(product.id)
-        except Exception:
-            # Published and confirmed: the product is not lost. The claim lapses and a
-            # later run may publish it again, which the worker's idempotent output absorbs.
-            logger.warning("published, but committing the dedupe key failed", exc_info=True)
-        logger.info("product published", extra={"issuance_time": product.issuance_time})
-        return "published"
+            logger.info("product published", extra={"issuance_time": product.issuance_time})
+
+    @staticmethod
+    def _record_failure(product: ProductSummary, exc: BaseException, summary: RunSummary) -> None:
+        summary.failures.append({"product_id": product.id, "reason": str(exc)})
+        with log_context(product.id, product.id):
+            logger.error(
+                "product not published; it stays unseen and the next run retries it",
+                extra={"reason": str(exc), "error_type": type(exc).__name__},
+            )
 
 
 @dataclass

@@ -108,14 +108,21 @@ async def test_dedupe_key_has_the_configured_ttl(parts: Parts) -> None:
 
 
 async def test_concurrent_claims_admit_exactly_one(parts: Parts) -> None:
-    outcomes = await asyncio.gather(*(parts.dedupe.claim("same-product") for _ in range(25)))
-    assert outcomes.count(ClaimOutcome.CLAIMED) == 1
-    assert outcomes.count(ClaimOutcome.IN_PROGRESS) == 24
-    await parts.dedupe.commit("same-product")
-    assert await parts.dedupe.claim("same-product") is ClaimOutcome.PUBLISHED_BEFORE
-    # Releasing never undoes a committed product.
-    await parts.dedupe.release("same-product")
-    assert await parts.dedupe.claim("same-product") is ClaimOutcome.PUBLISHED_BEFORE
+    answers = await asyncio.gather(
+        *(parts.dedupe.claim_many(["same-product", f"other-{i}"]) for i in range(25))
+    )
+    firsts = [answer[0] for answer in answers]
+    assert firsts.count(ClaimOutcome.CLAIMED) == 1
+    assert firsts.count(ClaimOutcome.IN_PROGRESS) == 24
+    assert {answer[1] for answer in answers} == {ClaimOutcome.CLAIMED}
+    await parts.dedupe.commit_many(["same-product"])
+    assert await parts.dedupe.claim_many(["same-product"]) == [ClaimOutcome.PUBLISHED_BEFORE]
+    # Releasing never undoes a committed product, but does free a pending claim.
+    await parts.dedupe.release_many(["same-product", "other-0"])
+    assert await parts.dedupe.claim_many(["same-product", "other-0"]) == [
+        ClaimOutcome.PUBLISHED_BEFORE,
+        ClaimOutcome.CLAIMED,
+    ]
 
 
 class UnbindsAfter(Publisher):
@@ -161,32 +168,33 @@ async def test_broker_refusing_part_way_loses_nothing_and_duplicates_nothing(
     assert sorted(first_batch + await queued_ids(broker)) == sorted(p["id"] for p in listing)
 
 
-class RedisFailingOnClaim(RedisDedupeStore):
-    """The real store, except that claims for chosen products fail as Redis would."""
+class RedisDiesAfterFirstBatch(RedisDedupeStore):
+    """The real store, until Redis goes away after the first batch's claims."""
 
-    def __init__(self, real: RedisDedupeStore, failing: set[str]) -> None:
+    def __init__(self, real: RedisDedupeStore) -> None:
         self.__dict__.update(real.__dict__)
-        self.failing = failing
+        self.claims = 0
 
-    async def claim(self, product_id: str) -> ClaimOutcome:
-        if product_id in self.failing:
+    async def claim_many(self, product_ids) -> list[ClaimOutcome]:
+        self.claims += 1
+        if self.claims > 1:
             raise DedupeUnavailable("Redis claim failed: Connection reset by peer")
-        return await super().claim(product_id)
+        return await super().claim_many(product_ids)
 
 
 async def test_redis_failing_part_way_loses_nothing_and_duplicates_nothing(
     parts: Parts, broker: BrokerFixture, replay: Replay
 ) -> None:
     listing = replay.listing()
-    failing = {listing[0]["id"], listing[-1]["id"]}
-    summary = await parts.producer(dedupe=RedisFailingOnClaim(parts.dedupe, failing)).run()
-    assert summary.failed == 2
-    assert summary.published == len(listing) - 2
-    assert failing.isdisjoint(await queued_ids(broker))
+    batch = 4
+    summary = await parts.producer(dedupe=RedisDiesAfterFirstBatch(parts.dedupe)).run()
+    assert (summary.published, summary.failed) == (batch, len(listing) - batch)
+    first_batch = await queued_ids(broker)
+    assert {f["product_id"] for f in summary.failures}.isdisjoint(first_batch)
 
     rerun = await parts.producer().run()
-    assert rerun.published == 2
-    assert sorted(await queued_ids(broker)) == sorted(failing)
+    assert (rerun.published, rerun.duplicate) == (len(listing) - batch, batch)
+    assert sorted(first_batch + await queued_ids(broker)) == sorted(p["id"] for p in listing)
 
 
 async def test_upstream_failing_persistently_fails_the_run_and_marks_nothing(
@@ -214,7 +222,7 @@ async def test_published_product_survives_a_failed_dedupe_commit_as_a_lapsing_cl
         def __init__(self, real: RedisDedupeStore) -> None:
             self.__dict__.update(real.__dict__)
 
-        async def commit(self, product_id: str) -> None:
+        async def commit_many(self, product_ids) -> None:
             raise DedupeUnavailable("Redis commit failed")
 
     summary = await parts.producer(dedupe=CommitFails(parts.dedupe)).run()

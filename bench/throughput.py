@@ -1,0 +1,272 @@
+"""Messaging throughput: the project's paths against raw aio-pika on the same broker.
+
+In one run, on fresh quorum queues of the real broker, it measures:
+
+* raw publish: aio-pika with publisher confirms, ``concurrency`` publishes in flight;
+* producer publish: the producer's path per product (Redis claim, ProductMessage,
+  ``Publisher`` with confirm and mandatory routing, Redis commit, logging), same
+  concurrency, via ``Producer.run`` over an in-memory listing;
+* raw consume: aio-pika consume with manual ack, ``prefetch`` unacked;
+* worker consume: the worker runtime (``Consumer``: decode, validate, settle, metrics,
+  logging) with a no-op processing step, same prefetch;
+
+and prints messages/s for each and the ratios, then the import time of each Lambda
+handler module (a cold-start proxy). Usage:
+
+    python bench/throughput.py [--messages 20000] [--concurrency 32] [--prefetch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from rnr.core.logging import JsonFormatter  # noqa: E402
+from rnr.messaging.consumer import Consumer, ConsumerMetrics  # noqa: E402
+from rnr.messaging.publisher import Publisher  # noqa: E402
+from rnr.messaging.topology import Topology, declare_topology  # noqa: E402
+from rnr.storage.dedupe import RedisDedupeStore  # noqa: E402
+from rnr.upstream.nws import ProductListing, ProductSummary  # noqa: E402
+from services.producer.producer import Producer, ProducerMetrics  # noqa: E402
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+HANDLERS = ("services.producer.handler", "services.autoscaler.handler", "services.postproc.handler")
+
+
+def progress(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def products(count: int) -> list[ProductSummary]:
+    start = dt.datetime(2025, 5, 5, tzinfo=dt.UTC)
+    return [
+        ProductSummary.model_validate(
+            {
+                "@id": f"https://api.weather.gov/products/bench-{i}",
+                "id": f"bench-{uuid.uuid4().hex}",
+                "wmoCollectiveId": "SRUS54",
+                "issuingOffice": "KFWR",
+                "issuanceTime": (start + dt.timedelta(seconds=i)).isoformat(),
+                "productCode": "HML",
+                "productName": "Hydrologic Markup Language",
+            }
+        )
+        for i in range(count)
+    ]
+
+
+class StaticListing:
+    """Stands in for weather.gov: the benchmark measures publishing, not HTTP."""
+
+    def __init__(self, listing: list[ProductSummary]) -> None:
+        self._listing = ProductListing(products=listing, invalid=[])
+
+    async def list_products(self, product_type: str = "HML") -> ProductListing:
+        return self._listing
+
+
+def fresh_topology() -> Topology:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    return Topology(name, f"{name}.products", "quorum", (5.0,))
+
+
+async def delete_topology(channel: aio_pika.abc.AbstractChannel, topology: Topology) -> None:
+    for queue in (topology.queue, topology.dead_letter_queue, *topology.retry_queues()):
+        await channel.queue_delete(queue)
+    for exchange in (topology.exchange, topology.retry_exchange, topology.dead_letter_exchange):
+        await channel.exchange_delete(exchange)
+
+
+async def raw_publish(connection, topology: Topology, bodies: list[bytes], concurrency: int):
+    channel = await connection.channel(publisher_confirms=True)
+    declared = await declare_topology(channel, topology)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, body: bytes) -> None:
+        async with limit:
+            await declared.exchange.publish(
+                aio_pika.Message(
+                    body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(i)
+                ),
+                routing_key=topology.routing_key,
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, body) for i, body in enumerate(bodies)))
+    return time.perf_counter() - started
+
+
+async def producer_publish(connection, topology: Topology, listing, concurrency: int) -> float:
+    channel = await Publisher.open_channel(connection)
+    declared = await declare_topology(channel, topology)
+    client = redis.from_url(REDIS_URL)
+    prefix = f"rnr:bench:{uuid.uuid4().hex[:8]}:"
+    producer = Producer(
+        nws=StaticListing(listing),  # type: ignore[arg-type]
+        dedupe=RedisDedupeStore(client, ttl_seconds=600, claim_seconds=60, prefix=prefix),
+        publisher=Publisher(declared.exchange, timeout_seconds=30),
+        routing_key=topology.routing_key,
+        concurrency=concurrency,
+        metrics=ProducerMetrics(CollectorRegistry()),
+    )
+    started = time.perf_counter()
+    summary = await producer.run()
+    elapsed = time.perf_counter() - started
+    assert summary.published == len(listing), summary.counts()
+    keys = [key async for key in client.scan_iter(f"{prefix}*", count=1000)]
+    for i in range(0, len(keys), 1000):
+        await client.delete(*keys[i : i + 1000])
+    await client.aclose()
+    return elapsed
+
+
+async def raw_consume(connection, topology: Topology, count: int, prefetch: int) -> float:
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=prefetch)
+    queue = await channel.get_queue(topology.queue)
+    done = asyncio.Event()
+    seen = 0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal seen
+        await message.ack()
+        seen += 1
+        if seen == count:
+            done.set()
+
+    started = time.perf_counter()
+    tag = await queue.consume(on_message)
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await queue.cancel(tag)
+    return elapsed
+
+
+async def worker_consume(connection, topology: Topology, count: int, prefetch: int) -> float:
+    done = asyncio.Event()
+    seen = 0
+
+    async def no_op(product) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == count:
+            done.set()
+
+    consumer = Consumer(
+        connection,
+        topology,
+        no_op,
+        prefetch=prefetch,
+        max_attempts=5,
+        publish_timeout_seconds=30,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+    )
+    started = time.perf_counter()
+    await consumer.start()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await consumer.stop(drain_seconds=10)
+    return elapsed
+
+
+def import_seconds(module: str, repeats: int = 5) -> float:
+    code = f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                cwd=REPO_ROOT,
+                check=True,
+            ).stdout
+        )
+        for _ in range(repeats)
+    ]
+    return statistics.median(runs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--prefetch", type=int, default=32)
+    args = parser.parse_args()
+    n = args.messages
+
+    # The services log one JSON line per product at INFO: keep that cost in the figures.
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(JsonFormatter("bench"))
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    listing = products(n)
+    connection = await aio_pika.connect_robust(RABBITMQ_URL)
+    admin = await connection.channel()
+    results: dict[str, float] = {}
+    try:
+        raw_topology, project_topology = fresh_topology(), fresh_topology()
+        progress(f"raw aio-pika publish x{n}")
+        bodies = [p.model_dump_json().encode() for p in listing]
+        results["raw_publish"] = n / await raw_publish(
+            connection, raw_topology, bodies, args.concurrency
+        )
+        progress(f"producer publish path x{n}")
+        results["producer_publish"] = n / await producer_publish(
+            connection, project_topology, listing, args.concurrency
+        )
+        # Both queues now hold n messages; consume the project's messages (valid bodies)
+        # with both consumers: raw from one queue, the runtime from the other.
+        progress(f"raw aio-pika consume x{n}")
+        results["raw_consume"] = n / await raw_consume(connection, raw_topology, n, args.prefetch)
+        progress(f"worker runtime consume x{n}")
+        results["worker_consume"] = n / await worker_consume(
+            connection, project_topology, n, args.prefetch
+        )
+        await delete_topology(admin, raw_topology)
+        await delete_topology(admin, project_topology)
+    finally:
+        await connection.close()
+
+    print(
+        f"messages={n} concurrency={args.concurrency} prefetch={args.prefetch} "
+        f"broker={RABBITMQ_URL.split('@')[-1]} python={sys.version.split()[0]}"
+    )
+    print(f"{'path':<22}{'msg/s':>10}")
+    for name, rate in results.items():
+        print(f"{name:<22}{rate:>10.0f}")
+    print(
+        f"producer/raw publish  {results['producer_publish'] / results['raw_publish']:>10.2f}"
+        "   (target >= 0.70)"
+    )
+    print(
+        f"worker/raw consume    {results['worker_consume'] / results['raw_consume']:>10.2f}"
+        "   (target >= 0.70)"
+    )
+    print("handler import (median of 5, fresh interpreter):")
+    for module in HANDLERS:
+        print(f"  {module:<32}{import_seconds(module) * 1000:>8.0f} ms   (target < 400 ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
