@@ -8,6 +8,7 @@ demands a variable it does not read.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
@@ -51,8 +52,8 @@ class BrokerSettings(_EnvSettings):
     @field_validator("retry_delays_seconds")
     @classmethod
     def _positive_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(delay <= 0 for delay in value):
-            raise ValueError("every retry delay must be > 0 seconds")
+        if not all(math.isfinite(delay) and delay >= 0.001 for delay in value):
+            raise ValueError("every retry delay must be a finite number of seconds >= 0.001")
         return value
 
     @model_validator(mode="after")
@@ -109,7 +110,11 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
-    """Build settings from the environment or raise one error naming every bad variable."""
+    """Build settings from the environment or raise one error naming the bad variables.
+
+    Rules across variables (the RabbitMQ credential sources) are checked once every
+    variable is valid on its own, so they may show up on the next start.
+    """
     try:
         return settings_cls()
     except ValidationError as exc:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -38,7 +39,12 @@ def parse_targets(spec: str) -> list[Target]:
         try:
             name, rest = entry.split("=", 1)
             url, period = rest.rsplit("@", 1)
-            targets.append(Target(name.strip(), url.strip(), float(period)))
+            target = Target(name.strip(), url.strip(), float(period))
+            if not (target.name and target.url and math.isfinite(target.period_seconds)):
+                raise ValueError
+            if target.period_seconds <= 0:
+                raise ValueError
+            targets.append(target)
         except ValueError:
             raise ValueError(f"SCHEDULER_TARGETS entry {entry!r} is not name=url@seconds") from None
     if not targets:

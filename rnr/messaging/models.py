@@ -7,6 +7,7 @@ reason says which version arrived) instead of guessing.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, ValidationError
@@ -38,6 +39,12 @@ class ProductMessage(BaseModel):
         try:
             return cls.model_validate_json(body)
         except ValidationError as exc:
+            version = _declared_version(body)
+            if version is not None and version != SCHEMA_VERSION:
+                raise InvalidMessage(
+                    f"not a valid ProductMessage v{SCHEMA_VERSION}: schema_version: "
+                    f"{version!r} arrived; this worker reads {SCHEMA_VERSION}"
+                ) from None
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
                 for error in exc.errors()
@@ -45,3 +52,11 @@ class ProductMessage(BaseModel):
             raise InvalidMessage(
                 f"not a valid ProductMessage v{SCHEMA_VERSION}: {problems}"
             ) from None
+
+
+def _declared_version(body: bytes) -> object:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload.get("schema_version") if isinstance(payload, dict) else None

@@ -20,6 +20,10 @@ from rnr.core.errors import PermanentError, TransientError
 logger = logging.getLogger(__name__)
 
 
+# Request timeout and rate limiting: the same request may succeed a little later.
+RETRYABLE_4XX = frozenset({408, 429})
+
+
 class UpstreamUnavailable(TransientError):
     """The API kept failing (5xx, timeout, connection) after every retry."""
 
@@ -60,15 +64,15 @@ class UpstreamClient:
                 await asyncio.sleep(self._backoff_seconds * 2 ** (attempt - 1))
             try:
                 async with self._session.get(url, headers={"Accept": accept}) as response:
-                    if response.status >= 500:
+                    if response.status >= 500 or response.status in RETRYABLE_4XX:
                         last_problem = f"HTTP {response.status}"
                         continue
                     if response.status == 404:
                         raise UpstreamNotFound(f"GET {url}: 404 Not Found")
                     if response.status >= 400:
-                        detail = (await response.text())[:200]
+                        detail = (await response.read())[:200].decode(errors="replace")
                         raise UpstreamRejected(f"GET {url}: HTTP {response.status}: {detail}")
-                    text = await response.text()
+                    raw = await response.read()
             except TimeoutError:
                 last_problem = "timed out"
                 continue
@@ -76,7 +80,8 @@ class UpstreamClient:
                 last_problem = f"{type(exc).__name__}: {exc}"
                 continue
             try:
-                return json.loads(text)
+                # JSON is UTF-8 (RFC 8259) whatever charset the server claims.
+                return json.loads(raw.decode("utf-8"))
             except ValueError as exc:
                 raise UpstreamRejected(f"GET {url}: body is not JSON ({exc})") from None
         raise UpstreamUnavailable(
