@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from rnr.core.logging import JsonFormatter  # noqa: E402
 from rnr.messaging.consumer import Consumer, ConsumerMetrics  # noqa: E402
 from rnr.messaging.publisher import Publisher  # noqa: E402
-from rnr.messaging.topology import Topology, declare_topology  # noqa: E402
+from rnr.messaging.topology import Topology, declare_topology, delete_topology  # noqa: E402
 from rnr.storage.dedupe import RedisDedupeStore  # noqa: E402
 from rnr.upstream.nws import ProductListing, ProductSummary  # noqa: E402
 from services.producer.producer import Producer, ProducerMetrics  # noqa: E402
@@ -86,13 +86,6 @@ class StaticListing:
 def fresh_topology() -> Topology:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     return Topology(name, f"{name}.products", "quorum", (5.0,))
-
-
-async def delete_topology(channel: aio_pika.abc.AbstractChannel, topology: Topology) -> None:
-    for queue in (topology.queue, topology.dead_letter_queue, *topology.retry_queues()):
-        await channel.queue_delete(queue)
-    for exchange in (topology.exchange, topology.retry_exchange, topology.dead_letter_exchange):
-        await channel.exchange_delete(exchange)
 
 
 async def raw_publish(connection, topology: Topology, bodies: list[bytes], concurrency: int):

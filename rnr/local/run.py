@@ -241,7 +241,7 @@ async def _delete_run_queues(url: str, run_id: str) -> None:
     """A local run's queues exist only for it: leave the broker as we found it."""
     import aio_pika
 
-    from rnr.messaging.topology import Topology
+    from rnr.messaging.topology import Topology, delete_topology
 
     topology = Topology(
         f"rnr-local-{run_id}", f"rnr-local-{run_id}.products", "quorum", (5.0, 30.0, 120.0, 600.0)
@@ -251,11 +251,7 @@ async def _delete_run_queues(url: str, run_id: str) -> None:
     except Exception:
         return
     async with connection:
-        channel = await connection.channel()
-        for queue in (topology.queue, topology.dead_letter_queue, *topology.retry_queues()):
-            await channel.queue_delete(queue)
-        for exchange in (topology.exchange, topology.retry_exchange, topology.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+        await delete_topology(await connection.channel(), topology)
 
 
 if __name__ == "__main__":

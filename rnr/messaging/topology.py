@@ -147,3 +147,12 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Decl
         dead_letter_exchange=dead_letter_exchange,
         dead_letter_queue=dead_letter_queue,
     )
+
+
+async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Remove every queue and exchange of a topology: for throw-away ones (tests,
+    ``make run``, benchmarks), never for the deployed pipeline's."""
+    for queue in (topology.queue, topology.dead_letter_queue, *topology.retry_queues()):
+        await channel.queue_delete(queue)
+    for exchange in (topology.exchange, topology.retry_exchange, topology.dead_letter_exchange):
+        await channel.exchange_delete(exchange)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aio_pika
 
-from rnr.messaging.topology import Topology
+from rnr.messaging.topology import Topology, delete_topology
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,9 @@ class BrokerFixture:
         }
 
     async def delete_all(self) -> None:
-        topology = self.topology()
         connection = await aio_pika.connect(self.url)
         async with connection:
-            channel = await connection.channel()
-            for queue in [topology.queue, topology.dead_letter_queue, *topology.retry_queues()]:
-                await channel.queue_delete(queue)
-            for exchange in (
-                topology.exchange,
-                topology.retry_exchange,
-                topology.dead_letter_exchange,
-            ):
-                await channel.exchange_delete(exchange)
+            await delete_topology(await connection.channel(), self.topology())
 
     async def drain(self, queue: str) -> list[aio_pika.IncomingMessage]:
         """Every message now in ``queue``, acked and returned in order."""
