@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} is not reachable. Start it with: {HOW_TO_START[name]}", flush=True)
         return 1
 
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # moto's web server logs every request to the terminal; keep the progress readable.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
