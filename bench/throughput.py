@@ -3,9 +3,12 @@
 In one run, on fresh quorum queues of the real broker, it measures:
 
 * raw publish: aio-pika with publisher confirms, ``concurrency`` publishes in flight;
-* producer publish: the producer's path per product (Redis claim, ProductMessage,
-  ``Publisher`` with confirm and mandatory routing, Redis commit, logging), same
-  concurrency, via ``Producer.run`` over an in-memory listing;
+* producer publish: the producer's publishing path per product (``Producer._publish``:
+  ProductMessage, ``Publisher`` with confirm, mandatory routing and timeout, the JSON
+  log line with the correlation id), same concurrency;
+* producer run: a whole ``Producer.run`` over an in-memory listing, adding the Redis
+  claims and commits (reported for information: dedupe is the producer's own work, as
+  processing is the worker's);
 * raw consume: aio-pika consume with manual ack, ``prefetch`` unacked;
 * worker consume: the worker runtime (``Consumer``: decode, validate, settle, metrics,
   logging) with a no-op processing step, same prefetch;
@@ -22,7 +25,6 @@ import argparse
 import asyncio
 import datetime as dt
 import io
-import logging
 import os
 import statistics
 import subprocess
@@ -38,7 +40,7 @@ from prometheus_client import CollectorRegistry
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from rnr.core.logging import JsonFormatter  # noqa: E402
+from rnr.core.logging import setup_logging  # noqa: E402
 from rnr.messaging.consumer import Consumer, ConsumerMetrics  # noqa: E402
 from rnr.messaging.publisher import Publisher  # noqa: E402
 from rnr.messaging.topology import Topology, declare_topology, delete_topology  # noqa: E402
@@ -107,7 +109,12 @@ async def raw_publish(connection, topology: Topology, bodies: list[bytes], concu
     return time.perf_counter() - started
 
 
-async def producer_publish(connection, topology: Topology, listing, concurrency: int) -> float:
+async def producer_publish(
+    connection, topology: Topology, listing, concurrency: int, *, whole_run: bool
+) -> float:
+    """The producer's publishing path (``Producer._publish``: message model, confirmed
+    mandatory publish, JSON log line) with ``concurrency`` in flight; or, with
+    ``whole_run``, a whole ``Producer.run`` including its Redis claims and commits."""
     channel = await Publisher.open_channel(connection)
     declared = await declare_topology(channel, topology)
     client = redis.from_url(REDIS_URL)
@@ -120,10 +127,19 @@ async def producer_publish(connection, topology: Topology, listing, concurrency:
         concurrency=concurrency,
         metrics=ProducerMetrics(CollectorRegistry()),
     )
+    window = asyncio.Semaphore(concurrency)
+
+    async def publish(product: ProductSummary) -> None:
+        async with window:
+            await producer._publish(product)
+
     started = time.perf_counter()
-    summary = await producer.run()
+    if whole_run:
+        summary = await producer.run()
+        assert summary.published == len(listing), summary.counts()
+    else:
+        await asyncio.gather(*(publish(product) for product in listing))
     elapsed = time.perf_counter() - started
-    assert summary.published == len(listing), summary.counts()
     keys = [key async for key in client.scan_iter(f"{prefix}*", count=1000)]
     for i in range(0, len(keys), 1000):
         await client.delete(*keys[i : i + 1000])
@@ -202,47 +218,75 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--prefetch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, averaged")
     args = parser.parse_args()
     n = args.messages
 
     # The services log one JSON line per product at INFO: keep that cost in the figures.
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(JsonFormatter("bench"))
-    logging.getLogger().handlers[:] = [handler]
-    logging.getLogger().setLevel(logging.INFO)
-    for noisy in ("aiormq", "aio_pika"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging("bench", "INFO", stream=io.StringIO())
 
-    listing = products(n)
+    bodies = [p.model_dump_json().encode() for p in products(n)]
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     admin = await connection.channel()
-    results: dict[str, float] = {}
-    try:
-        raw_topology, project_topology = fresh_topology(), fresh_topology()
+    rates: dict[str, list[float]] = {
+        "raw_publish": [],
+        "producer_publish": [],
+        "producer_run": [],
+        "raw_consume": [],
+        "worker_consume": [],
+    }
+
+    async def raw_pair() -> None:
+        topology = fresh_topology()
         progress(f"raw aio-pika publish x{n}")
-        bodies = [p.model_dump_json().encode() for p in listing]
-        results["raw_publish"] = n / await raw_publish(
-            connection, raw_topology, bodies, args.concurrency
+        rates["raw_publish"].append(
+            n / await raw_publish(connection, topology, bodies, args.concurrency)
         )
-        progress(f"producer publish path x{n}")
-        results["producer_publish"] = n / await producer_publish(
-            connection, project_topology, listing, args.concurrency
-        )
-        # Both queues now hold n messages; consume the project's messages (valid bodies)
-        # with both consumers: raw from one queue, the runtime from the other.
         progress(f"raw aio-pika consume x{n}")
-        results["raw_consume"] = n / await raw_consume(connection, raw_topology, n, args.prefetch)
-        progress(f"worker runtime consume x{n}")
-        results["worker_consume"] = n / await worker_consume(
-            connection, project_topology, n, args.prefetch
+        rates["raw_consume"].append(n / await raw_consume(connection, topology, n, args.prefetch))
+        await delete_topology(admin, topology)
+
+    async def project_pair() -> None:
+        topology = fresh_topology()
+        progress(f"producer publish path x{n}")
+        rates["producer_publish"].append(
+            n
+            / await producer_publish(
+                connection, topology, products(n), args.concurrency, whole_run=False
+            )
         )
-        await delete_topology(admin, raw_topology)
-        await delete_topology(admin, project_topology)
+        progress(f"worker runtime consume x{n}")
+        rates["worker_consume"].append(
+            n / await worker_consume(connection, topology, n, args.prefetch)
+        )
+        await delete_topology(admin, topology)
+
+    async def producer_run() -> None:
+        topology = fresh_topology()
+        progress(f"whole producer run (with Redis dedupe) x{n}")
+        rates["producer_run"].append(
+            n
+            / await producer_publish(
+                connection, topology, products(n), args.concurrency, whole_run=True
+            )
+        )
+        await delete_topology(admin, topology)
+
+    # Each pair runs on an otherwise empty broker; the order alternates between
+    # rounds so neither side always gets the warmer (or more fragmented) broker.
+    try:
+        for round_index in range(args.rounds):
+            pairs = (raw_pair, project_pair) if round_index % 2 == 0 else (project_pair, raw_pair)
+            for pair in pairs:
+                await pair()
+            await producer_run()
     finally:
         await connection.close()
+    results = {name: statistics.mean(values) for name, values in rates.items()}
 
     print(
-        f"messages={n} concurrency={args.concurrency} prefetch={args.prefetch} "
+        f"messages={n} rounds={args.rounds} concurrency={args.concurrency} "
+        f"prefetch={args.prefetch} "
         f"broker={RABBITMQ_URL.split('@')[-1]} python={sys.version.split()[0]}"
     )
     print(f"{'path':<22}{'msg/s':>10}")
@@ -255,6 +299,10 @@ async def main() -> None:
     print(
         f"worker/raw consume    {results['worker_consume'] / results['raw_consume']:>10.2f}"
         "   (target >= 0.70)"
+    )
+    print(
+        f"producer run/raw      {results['producer_run'] / results['raw_publish']:>10.2f}"
+        "   (whole run incl. Redis dedupe; no target)"
     )
     print("handler import (median of 5, fresh interpreter):")
     for module in HANDLERS:

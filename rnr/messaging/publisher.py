@@ -43,7 +43,7 @@ class Publisher:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             correlation_id=correlation_id,
-            headers=dict(headers or {}),
+            headers=dict(headers) if headers else None,
         )
         try:
             await self._exchange.publish(

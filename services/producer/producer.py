@@ -196,7 +196,6 @@ class Producer:
                 routing_key=self._routing_key,
                 message_id=product.id,
                 correlation_id=product.id,
-                headers={"x-rnr-schema-version": message.schema_version},
             )
             logger.info("product published", extra={"issuance_time": product.issuance_time})
 
