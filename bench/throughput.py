@@ -53,7 +53,14 @@ from services.producer.producer import Producer, ProducerMetrics, to_message  # 
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-HANDLERS = ("services.producer.handler", "services.autoscaler.handler", "services.postproc.handler")
+# Each handler module, and the third-party packages it cannot run without: importing
+# those alone is the floor no restructuring of the project's own code can go below.
+HANDLERS = {
+    "services.producer.handler": "pydantic_settings, prometheus_client, aio_pika, "
+    "redis.asyncio, aiohttp",
+    "services.autoscaler.handler": "pydantic_settings, prometheus_client, aio_pika",
+    "services.postproc.handler": "pydantic_settings, prometheus_client",
+}
 
 
 def progress(text: str) -> None:
@@ -353,9 +360,12 @@ async def main() -> None:
         f"producer run/raw      {results['producer_run'] / results['raw_publish']:>10.2f}"
         "   (whole run incl. Redis dedupe; no target)"
     )
-    print("handler import (median of 5, fresh interpreter):")
-    for module in HANDLERS:
-        print(f"  {module:<32}{import_seconds(module) * 1000:>8.0f} ms   (target < 400 ms)")
+    print("handler import, median of 5 fresh interpreters (target < 400 ms):")
+    print(f"  {'module':<32}{'handler':>9}{'packages alone':>16}")
+    for module, packages in HANDLERS.items():
+        handler_ms = import_seconds(module) * 1000
+        floor_ms = import_seconds(packages) * 1000
+        print(f"  {module:<32}{handler_ms:>6.0f} ms{floor_ms:>13.0f} ms")
 
 
 if __name__ == "__main__":

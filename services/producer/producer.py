@@ -176,6 +176,13 @@ class Producer:
             else:
                 published.append(product.id)
                 outcomes[product.id] = "published"
+        if published:
+            # One line per batch, not per product: at INFO a line per product costs a
+            # fifth of the publishing throughput (BENCHMARKS.md). Find a product with
+            # Logs Insights: filter product_ids like "<product id>".
+            logger.info(
+                "products published", extra={"count": len(published), "product_ids": published}
+            )
         try:
             await self._dedupe.release_many(refused)
         except Exception:
@@ -189,15 +196,12 @@ class Producer:
         return [outcomes[product.id] for product in batch]
 
     async def _publish(self, product: ProductSummary) -> None:
-        with log_context(product.id, product.id):
-            message = to_message(product)
-            await self._publisher.publish(
-                message.to_body(),
-                routing_key=self._routing_key,
-                message_id=product.id,
-                correlation_id=product.id,
-            )
-            logger.info("product published", extra={"issuance_time": product.issuance_time})
+        await self._publisher.publish(
+            to_message(product).to_body(),
+            routing_key=self._routing_key,
+            message_id=product.id,
+            correlation_id=product.id,
+        )
 
     @staticmethod
     def _record_failure(product: ProductSummary, exc: BaseException, summary: RunSummary) -> None:
