@@ -155,15 +155,32 @@ def test_products_flow_from_producer_through_worker_to_s3(
     assert queue_depth(broker, broker.topology().dead_letter_queue) == 0
 
 
+def worker_busy_with_slow_message(
+    services,
+    env: dict[str, str],
+    tmp_path,
+    replay: Replay,
+    broker: BrokerFixture,
+    *,
+    delay_seconds: float,
+    **worker_env: str,
+) -> ServiceProcess:
+    """A worker whose one message hangs ``delay_seconds`` fetching its product text."""
+    [product] = replay.add_products(1)
+    replay.fault(f"^/products/{product['id']}$", delay_seconds=delay_seconds, times=1)
+    worker = start_worker(services, env, tmp_path, **worker_env)
+    publish_product(broker, product["id"])
+    wait_until(lambda: worker.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    return worker
+
+
 def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
     service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
 ) -> None:
-    [product] = replay.add_products(1)
-    # The first fetch of this product's text hangs long enough to kill the worker.
-    replay.fault(f"^/products/{product['id']}$", delay_seconds=20, times=1)
-    first = start_worker(services, service_env, tmp_path)
-    publish_product(broker, product["id"])
-    wait_until(lambda: first.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    # The first fetch of the product's text hangs long enough to kill the worker.
+    first = worker_busy_with_slow_message(
+        services, service_env, tmp_path, replay, broker, delay_seconds=20
+    )
     first.signal(signal.SIGKILL)
     first.wait(timeout=10)
     assert outputs(s3, bucket) == {}
@@ -180,11 +197,9 @@ def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
 def test_sigterm_finishes_in_flight_work_and_exits_zero(
     service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
 ) -> None:
-    [product] = replay.add_products(1)
-    replay.fault(f"^/products/{product['id']}$", delay_seconds=2, times=1)
-    worker = start_worker(services, service_env, tmp_path)
-    publish_product(broker, product["id"])
-    wait_until(lambda: worker.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    worker = worker_busy_with_slow_message(
+        services, service_env, tmp_path, replay, broker, delay_seconds=2
+    )
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
@@ -196,11 +211,15 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(
 def test_sigterm_requeues_work_that_outlasts_the_drain_time(
     service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
 ) -> None:
-    [product] = replay.add_products(1)
-    replay.fault(f"^/products/{product['id']}$", delay_seconds=25, times=1)
-    worker = start_worker(services, service_env, tmp_path, WORKER_DRAIN_SECONDS="1")
-    publish_product(broker, product["id"])
-    wait_until(lambda: worker.metric("rnr_worker_in_flight_messages") == 1, timeout=15)
+    worker = worker_busy_with_slow_message(
+        services,
+        service_env,
+        tmp_path,
+        replay,
+        broker,
+        delay_seconds=25,
+        WORKER_DRAIN_SECONDS="1",
+    )
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
