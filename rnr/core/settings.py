@@ -34,7 +34,7 @@ class BrokerSettings(_EnvSettings):
     rabbitmq_secret_arn: str | None = None
     rabbitmq_exchange: str = "rnr"
     rabbitmq_queue: str = "rnr.products"
-    rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
+    rabbitmq_queue_type: Literal["auto", "quorum", "classic"] = "auto"
     rabbitmq_publish_timeout_seconds: float = Field(10.0, gt=0)
     retry_delays_seconds: Annotated[tuple[float, ...], NoDecode] = (5.0, 30.0, 120.0, 600.0)
     max_attempts: int = Field(5, ge=1, le=50)

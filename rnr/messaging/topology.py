@@ -16,6 +16,7 @@ old queues' arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ DELIVERY_LIMIT = 20
 class Topology:
     exchange: str
     queue: str
-    queue_type: Literal["quorum", "classic"]
+    queue_type: Literal["auto", "quorum", "classic"]
     retry_delays_seconds: tuple[float, ...]
 
     @classmethod
@@ -95,8 +96,28 @@ def _queue_arguments(topology: Topology, **extra: Any) -> dict[str, Any]:
     return arguments
 
 
+# Quorum queues (and the dead-lettering options used with them) arrived in RabbitMQ 3.8.
+QUORUM_SINCE = (3, 8)
+
+
+def queue_type_for(broker_version: str) -> Literal["quorum", "classic"]:
+    """``quorum`` where a broker of this version supports it, else ``classic``."""
+    try:
+        parsed = tuple(int(part) for part in broker_version.split(".")[:2])
+    except ValueError:
+        return "quorum"  # an unparsable version is a newer build, not an older one
+    return "quorum" if parsed >= QUORUM_SINCE else "classic"
+
+
+async def broker_queue_type(channel: AbstractChannel) -> Literal["quorum", "classic"]:
+    underlay = await channel.get_underlay_channel()
+    return queue_type_for(str(underlay.connection.server_properties.get("version", "")))
+
+
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> DeclaredTopology:
     """Declare everything; safe to run from every process at every start."""
+    if topology.queue_type == "auto":
+        topology = dataclasses.replace(topology, queue_type=await broker_queue_type(channel))
     exchange = await channel.declare_exchange(
         topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import subprocess
+
 import aio_pika
 import pytest
 
@@ -59,3 +63,22 @@ async def test_topology_declaration_is_idempotent(broker: BrokerFixture) -> None
         assert first.queue.name == second.queue.name == broker.queue
         passive = await channel.declare_queue(broker.topology().dead_letter_queue, passive=True)
         assert passive.declaration_result.message_count == 0
+
+
+async def test_auto_queue_type_declares_quorum_queues_on_this_broker(
+    broker: BrokerFixture,
+) -> None:
+    topology = dataclasses.replace(broker.topology(), queue_type="auto")
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        await declare_topology(await connection.channel(), topology)
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "type"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    types = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
+    assert types[broker.queue] == "quorum"
+    assert types[topology.dead_letter_queue] == "quorum"

@@ -73,7 +73,7 @@ def test_every_bad_field_is_named_in_one_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("RABBITMQ_PUBLISH_TIMEOUT_SECONDS", "0")
     message = config_error(BrokerSettings)
     assert "MAX_ATTEMPTS: Input should be greater than or equal to 1" in message
-    assert "RABBITMQ_QUEUE_TYPE: Input should be 'quorum' or 'classic'" in message
+    assert "RABBITMQ_QUEUE_TYPE: Input should be 'auto', 'quorum' or 'classic'" in message
     assert "RABBITMQ_PUBLISH_TIMEOUT_SECONDS: Input should be greater than 0" in message
     assert message.count(";") == 2
 
@@ -126,7 +126,7 @@ def test_broker_defaults_with_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert URL not in repr(settings)
     assert settings.rabbitmq_exchange == "rnr"
     assert settings.rabbitmq_queue == "rnr.products"
-    assert settings.rabbitmq_queue_type == "quorum"
+    assert settings.rabbitmq_queue_type == "auto"
     assert settings.retry_delays_seconds == (5.0, 30.0, 120.0, 600.0)
     assert settings.max_attempts == 5
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnr.core.settings import BrokerSettings
-from rnr.messaging.topology import DELIVERY_LIMIT, Topology, _queue_arguments
+from rnr.messaging.topology import DELIVERY_LIMIT, Topology, _queue_arguments, queue_type_for
 
 DEFAULT_DELAYS = (5.0, 30.0, 120.0, 600.0)
 
@@ -139,3 +139,19 @@ def test_classic_queue_arguments() -> None:
 
 def test_delivery_limit_is_sane() -> None:
     assert 1 < DELIVERY_LIMIT <= 100
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("3.7.28", "classic"),
+        ("3.8.0", "quorum"),
+        ("3.10.8", "quorum"),
+        ("3.13.7", "quorum"),
+        ("4.2.0", "quorum"),
+        ("", "quorum"),
+        ("4.x-custom", "quorum"),
+    ],
+)
+def test_queue_type_follows_the_broker_version(version: str, expected: str) -> None:
+    assert queue_type_for(version) == expected
