@@ -72,13 +72,14 @@ async def test_auto_queue_type_declares_quorum_queues_on_this_broker(
     connection = await aio_pika.connect(broker.url)
     async with connection:
         await declare_topology(await connection.channel(), topology)
-    listed = await asyncio.to_thread(
+    finished = await asyncio.to_thread(
         subprocess.run,
         ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "type"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    )
+    listed = finished.stdout
     types = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
     assert types[broker.queue] == "quorum"
     assert types[topology.dead_letter_queue] == "quorum"
