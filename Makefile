@@ -5,6 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# The shared conformance cases, where this checkout has them beside it (tests skip otherwise).
+RNR_SHARED_DIR ?= $(abspath $(wildcard ../shared))
+export RNR_SHARED_DIR
+
 .PHONY: venv run run-forever test test-unit lint format bench up down fixtures clean
 
 venv: $(STAMP)

@@ -147,3 +147,18 @@ async def broker(rabbitmq_url: str, unique: str) -> AsyncIterator[BrokerFixture]
     test_broker = BrokerFixture(rabbitmq_url, unique)
     yield test_broker
     await test_broker.delete_all()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared design folder (conformance cases), from RNR_SHARED_DIR.
+
+    A user's clone has no such folder: the tests that need it skip. CI sets it.
+    """
+    value = os.environ.get("RNR_SHARED_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip(
+            "RNR_SHARED_DIR is not set to the shared folder with conformance cases "
+            "(.ci/run and make test set it when ../shared exists)"
+        )
+    return Path(value)

@@ -1,0 +1,89 @@
+"""The routing kernel against T-Route's own answer on the HPDT2 case (RNR_SPEC section 4).
+
+The case's README gives the bar: flow and depth within 1e-5 relative at every segment
+and step, velocity within 1e-4, and the same peak step wherever flow rises.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnr.hydro.muskingum_cunge import ChannelParameters, RoutingResult, route
+
+STEPS = 1152
+STEPS_PER_FORECAST_INTERVAL = 36  # 3 h of 5-minute steps
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def case(shared_dir: Path) -> dict[str, object]:
+    folder = shared_dir / "conformance" / "hpdt2"
+    params = read_rows(folder / "kernel_input_param_df.csv")
+    keys = [int(float(row["key"])) for row in params]
+    position = {key: index for index, key in enumerate(keys)}
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(row[name]) for row in params])
+
+    channel = ChannelParameters(
+        length_m=column("dx"),
+        bottom_width_m=column("bw"),
+        top_width_m=column("tw"),
+        floodplain_top_width_m=column("twcc"),
+        manning_n=column("n"),
+        floodplain_manning_n=column("ncc"),
+        side_slope=column("cs"),
+        bed_slope=column("s0"),
+    )
+    downstream = np.array([position.get(int(float(row["downstream"])), -1) for row in params])
+    initial = read_rows(folder / "kernel_input_q0.csv")
+    by_key = {int(float(row["key"])): row for row in initial}
+    q0 = np.array([float(by_key[key]["qd0"]) for key in keys])
+    h0 = np.array([float(by_key[key]["h0"]) for key in keys])
+    with (folder / "kernel_input_qlats.csv").open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        qlats = {int(float(row[0])): [float(v) for v in row[1:]] for row in reader}
+    columns = np.array([qlats[key] for key in keys]).T  # (intervals, n)
+    lateral = np.repeat(columns, STEPS_PER_FORECAST_INTERVAL, axis=0)[:STEPS]
+
+    reference = {name: np.zeros((STEPS, len(keys))) for name in ("flow", "velocity", "depth")}
+    for row in read_rows(folder / "HPDT2_flowveldepth_5min.csv"):
+        index, step = position[int(row["feature_id"])], int(row["step"]) - 1
+        reference["flow"][step, index] = float(row["flow_m3s"])
+        reference["velocity"][step, index] = float(row["velocity_ms"])
+        reference["depth"][step, index] = float(row["depth_m"])
+    result = route(channel, downstream, lateral, q0, h0, dt_s=300.0)
+    return {"result": result, "reference": reference, "q0": q0}
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    return np.abs(actual - expected) / np.maximum(np.abs(expected), 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "tolerance"),
+    [("flow", "flow_m3_s", 1e-5), ("depth", "depth_m", 1e-5), ("velocity", "velocity_m_s", 1e-4)],
+)
+def test_matches_troute_at_every_segment_and_step(
+    case: dict, name: str, attribute: str, tolerance: float
+) -> None:
+    result: RoutingResult = case["result"]
+    error = relative_error(getattr(result, attribute), case["reference"][name])
+    worst = np.unravel_index(error.argmax(), error.shape)
+    assert error.max() <= tolerance, f"{name}: {error.max():.2e} at step/segment {worst}"
+
+
+def test_peaks_fall_on_the_same_step(case: dict) -> None:
+    flow, expected = case["result"].flow_m3_s, case["reference"]["flow"]
+    rises = expected.max(axis=0) > case["q0"] * (1 + 1e-6)
+    assert rises.any()
+    np.testing.assert_array_equal(flow.argmax(axis=0)[rises], expected.argmax(axis=0)[rises])
