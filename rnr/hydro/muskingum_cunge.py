@@ -88,72 +88,83 @@ class RoutingResult:
     depth_m: Array
 
 
-class _Channel:
-    """Derived geometry, computed once per routing run."""
+@dataclass(frozen=True)
+class _Segments:
+    """Parameters and derived geometry of a set of segments, all arrays of one length."""
 
-    def __init__(self, params: ChannelParameters) -> None:
-        self.p = params
-        cs = params.side_slope
+    dx: Array
+    bw: Array
+    twcc: Array
+    n: Array
+    ncc: Array
+    s0: Array
+    z: Array
+    bfd: Array
+    sqrt_1_z2: Array
+    sqrt_s0: Array
+
+    @classmethod
+    def of(cls, params: ChannelParameters) -> _Segments:
+        cs, bw, tw = params.side_slope, params.bottom_width_m, params.top_width_m
         with np.errstate(divide="ignore"):
-            self.z = np.where(cs == 0, F32(1.0), F32(1.0) / cs).astype(np.float32)
-        bw, tw, z = params.bottom_width_m, params.top_width_m, self.z
-        self.bfd = np.where(
+            z = np.where(cs == 0, F32(1.0), F32(1.0) / cs).astype(np.float32)
+        bfd = np.where(
             bw > tw,
             bw / F32(0.00001),
             np.where(bw == tw, bw / (F32(2.0) * z), (tw - bw) / (F32(2.0) * z)),
         ).astype(np.float32)
-        self.sqrt_1_z2 = np.sqrt(F32(1.0) + z * z)
-        self.sqrt_s0 = np.sqrt(params.bed_slope)
+        return cls(
+            dx=params.length_m,
+            bw=bw,
+            twcc=params.floodplain_top_width_m,
+            n=params.manning_n,
+            ncc=params.floodplain_manning_n,
+            s0=params.bed_slope,
+            z=z,
+            bfd=bfd,
+            sqrt_1_z2=np.sqrt(F32(1.0) + z * z),
+            sqrt_s0=np.sqrt(params.bed_slope),
+        )
+
+    def take(self, positions: npt.NDArray[np.intp]) -> _Segments:
+        return _Segments(**{name: values[positions] for name, values in vars(self).items()})
 
 
-def _geometry(ch: _Channel, idx: npt.NDArray[np.intp], h: Array) -> tuple[Array, ...]:
+def _geometry(seg: _Segments, h: Array) -> tuple[Array, ...]:
     """Area, wetted perimeter and hydraulic radius (channel and floodplain) at depth h."""
-    p = ch.p
-    bw, z, bfd, twcc = p.bottom_width_m[idx], ch.z[idx], ch.bfd[idx], p.floodplain_top_width_m[idx]
-    sqrt_1_z2 = ch.sqrt_1_z2[idx]
-    above = (h > bfd) & (twcc > 0)
-    depth = np.where(above, bfd, h)
-    area = (bw + depth * z) * depth
-    wp = bw + F32(2.0) * depth * sqrt_1_z2
-    area_c = np.where(above, twcc * (h - bfd), F32(0.0))
-    wp_c = np.where(above, twcc + F32(2.0) * (h - bfd), F32(0.0))
+    above = (h > seg.bfd) & (seg.twcc > 0)
+    depth = np.where(above, seg.bfd, h)
+    area = (seg.bw + depth * seg.z) * depth
+    wp = seg.bw + F32(2.0) * depth * seg.sqrt_1_z2
+    area_c = np.where(above, seg.twcc * (h - seg.bfd), F32(0.0))
+    wp_c = np.where(above, seg.twcc + F32(2.0) * (h - seg.bfd), F32(0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         radius = np.where(wp + wp_c > 0, (area + area_c) / (wp + wp_c), F32(0.0))
     return above, area, wp, area_c, wp_c, radius.astype(np.float32)
 
 
 def _celerity(
-    ch: _Channel,
-    idx: npt.NDArray[np.intp],
-    h: Array,
-    above: Array,
-    area: Array,
-    area_c: Array,
-    radius: Array,
+    seg: _Segments, h: Array, above: Array, area: Array, area_c: Array, radius: Array
 ) -> Array:
-    p = ch.p
-    bw, z, bfd = p.bottom_width_m[idx], ch.z[idx], ch.bfd[idx]
-    n, ncc = p.manning_n[idx], p.floodplain_manning_n[idx]
-    sqrt_s0, sqrt_1_z2 = ch.sqrt_s0[idx], ch.sqrt_1_z2[idx]
     r23 = _pow(radius, _TWO_THIRDS)
     r53 = _pow(radius, _FIVE_THIRDS)
-    floodplain = above & (ncc > 0)
-    width_depth = np.where(floodplain, bfd, h)
+    floodplain = above & (seg.ncc > 0)
+    width_depth = np.where(floodplain, seg.bfd, h)
     with np.errstate(divide="ignore", invalid="ignore"):
-        channel_term = (sqrt_s0 / n) * (
+        channel_term = (seg.sqrt_s0 / seg.n) * (
             _FIVE_THIRDS * r23
-            - (_TWO_THIRDS * r53) * (F32(2.0) * sqrt_1_z2 / (bw + F32(2.0) * width_depth * z))
+            - (_TWO_THIRDS * r53)
+            * (F32(2.0) * seg.sqrt_1_z2 / (seg.bw + F32(2.0) * width_depth * seg.z))
         )
-        over = np.maximum(h - bfd, F32(0.0))
-        plain_term = ((sqrt_s0 / ncc) * _FIVE_THIRDS) * _pow(over, _TWO_THIRDS)
+        over = np.maximum(h - seg.bfd, F32(0.0))
+        plain_term = ((seg.sqrt_s0 / seg.ncc) * _FIVE_THIRDS) * _pow(over, _TWO_THIRDS)
         mixed = (channel_term * area + plain_term * area_c) / (area + area_c)
     ck = np.where(floodplain, mixed, np.where(h > 0, channel_term, F32(0.0)))
     return np.maximum(F32(0.0), ck).astype(np.float32)
 
 
 def _coefficients(
-    ch: _Channel,
-    idx: npt.NDArray[np.intp],
+    seg: _Segments,
     dt: np.float32,
     h: Array,
     residual: Array,
@@ -165,26 +176,13 @@ def _coefficients(
     ``residual`` is what X is computed from: Qj0 for the lower secant point, Qmc of
     the lower point's coefficients for the upper one (whose X is clipped to >= 0.25).
     """
-    p = ch.p
     qup, quc, qdp, ql = flows
-    dx, bw, z, twcc = (
-        p.length_m[idx],
-        p.bottom_width_m[idx],
-        ch.z[idx],
-        p.floodplain_top_width_m[idx],
-    )
-    n, ncc, s0, sqrt_s0 = (
-        p.manning_n[idx],
-        p.floodplain_manning_n[idx],
-        p.bed_slope[idx],
-        ch.sqrt_s0[idx],
-    )
-    above, area, wp, area_c, wp_c, radius = _geometry(ch, idx, h)
-    ck = _celerity(ch, idx, h, above, area, area_c, radius)
+    above, area, wp, area_c, wp_c, radius = _geometry(seg, h)
+    ck = _celerity(seg, h, above, area, area_c, radius)
     with np.errstate(divide="ignore", invalid="ignore"):
-        km = np.where(ck > 0, np.maximum(dt, dx / ck), dt).astype(np.float32)
-        width = np.where(above, twcc, bw + F32(2.0) * z * h)
-        x_raw = _HALF * (F32(1.0) - residual / (F32(2.0) * width * s0 * ck * dx))
+        km = np.where(ck > 0, np.maximum(dt, seg.dx / ck), dt).astype(np.float32)
+        width = np.where(above, seg.twcc, seg.bw + F32(2.0) * seg.z * h)
+        x_raw = _HALF * (F32(1.0) - residual / (F32(2.0) * width * seg.s0 * ck * seg.dx))
     x = np.where(ck > 0, np.clip(x_raw, F32(0.25) if upper else F32(0.0), _HALF), _HALF).astype(
         np.float32
     )
@@ -196,17 +194,102 @@ def _coefficients(
     c4 = (ql * dt) / d
     routed = c1 * qup + c2 * quc + c3 * qdp + c4
     with np.errstate(divide="ignore", invalid="ignore"):
-        n_eff = (wp * n + wp_c * ncc) / (wp + wp_c)
-        manning = (F32(1.0) / n_eff) * (area + area_c) * _pow(radius, _TWO_THIRDS) * sqrt_s0
+        n_eff = (wp * seg.n + wp_c * seg.ncc) / (wp + wp_c)
+        manning = (F32(1.0) / n_eff) * (area + area_c) * _pow(radius, _TWO_THIRDS) * seg.sqrt_s0
     f = np.where(wp + wp_c > 0, routed - manning, residual).astype(np.float32)
     return c1, c2, c3, c4, f
 
 
+class _DepthSolve:
+    """The secant solve of one time step for a set of segments.
+
+    Iterations run over whole arrays with finished segments masked out, which costs
+    far less than gathering the unfinished ones every iteration; only when fewer than
+    half are still iterating is the set compacted.
+    """
+
+    def __init__(self, seg: _Segments, dt: np.float32, flows: tuple[Array, ...], h_prev: Array):
+        size = h_prev.size
+        self.seg, self.dt, self.flows = seg, dt, flows
+        self.h = h_prev * F32(1.33) + MIN_DEPTH_M
+        self.h0 = h_prev * F32(0.67)
+        self.coefficients = [np.zeros(size, np.float32) for _ in range(4)]
+        self.rerror = np.full(size, F32(1.0), np.float32)
+        self.aerror = np.full(size, MIN_DEPTH_M, np.float32)
+        self.max_iter = np.full(size, MAX_ITERATIONS)
+        self.iteration = np.zeros(size, np.int64)
+
+    def solve(self) -> None:
+        """Iterate every segment to a stop, widening the bracket of those that ran out."""
+        pending = np.arange(self.h.size)
+        tries = np.zeros(self.h.size, np.int64)
+        while pending.size:
+            self.iteration[pending] = 0
+            self._iterate(pending, np.zeros(pending.size, np.float32))
+            exhausted = (self.iteration[pending] >= self.max_iter[pending]) & (
+                self.h[pending] >= MIN_DEPTH_M
+            )
+            pending = pending[exhausted & (tries[pending] < WIDENINGS)]
+            tries[pending] += 1
+            self.max_iter[pending] += 25
+            self.h[pending] *= F32(1.33)
+            self.h0[pending] *= F32(0.67)
+
+    def _iterate(self, positions: npt.NDArray[np.intp], qj0: Array) -> None:
+        seg = self.seg.take(positions)
+        flows = tuple(values[positions] for values in self.flows)
+        h, h0 = self.h[positions], self.h0[positions]
+        rerror, aerror = self.rerror[positions], self.aerror[positions]
+        iteration, max_iter = self.iteration[positions], self.max_iter[positions]
+        coefficients = [values[positions] for values in self.coefficients]
+        running = np.ones(positions.size, bool)
+        while running.any():
+            if positions.size > 64 and running.mean() < 0.5:
+                break
+            c1, c2, c3, c4, f0 = _coefficients(seg, self.dt, h0, qj0, flows, upper=False)
+            qmc_lower = c1 * flows[0] + c2 * flows[1] + c3 * flows[2] + c4
+            c1, c2, c3, c4, f1 = _coefficients(seg, self.dt, h, qmc_lower, flows, upper=True)
+            denominator = f0 - f1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                h1 = np.where(denominator != 0, h - (f1 * (h0 - h)) / denominator, h)
+                h1 = np.where((h1 < 0) | ~np.isfinite(h1), h, h1).astype(np.float32)
+                positive = h > 0
+                new_rerror = np.where(positive, np.abs((h1 - h) / h), F32(0.0))
+            new_aerror = np.where(positive, np.abs(h1 - h), F32(0.9))
+            np.copyto(qj0, f0, where=running)
+            for store, value in zip(coefficients, (c1, c2, c3, c4), strict=True):
+                np.copyto(store, value, where=running)
+            np.copyto(rerror, new_rerror, where=running, casting="same_kind")
+            np.copyto(aerror, new_aerror, where=running, casting="same_kind")
+            np.copyto(h0, np.maximum(F32(0.0), h), where=running)
+            np.copyto(h, np.maximum(F32(0.0), h1), where=running)
+            iteration += running
+            running &= (
+                (rerror > F32(0.01))
+                & (aerror >= MIN_DEPTH_M)
+                & (iteration <= max_iter)
+                & (h >= MIN_DEPTH_M)
+            )
+        self.h[positions], self.h0[positions] = h, h0
+        self.rerror[positions], self.aerror[positions] = rerror, aerror
+        self.iteration[positions] = iteration
+        for store, value in zip(self.coefficients, coefficients, strict=True):
+            store[positions] = value
+        if running.any():  # compact: carry on with the few still iterating
+            self._iterate(positions[running], qj0[running])
+
+
 def _solve_step(
-    ch: _Channel, dt: np.float32, qup: Array, quc: Array, qdp: Array, ql: Array, depth_prev: Array
+    segments: _Segments,
+    dt: np.float32,
+    qup: Array,
+    quc: Array,
+    qdp: Array,
+    ql: Array,
+    depth_prev: Array,
 ) -> tuple[Array, Array, Array]:
     """One time step for every segment: outflow, velocity, depth."""
-    size = ch.p.size
+    size = qup.size
     flow = np.zeros(size, np.float32)
     velocity = np.zeros(size, np.float32)
     depth = np.zeros(size, np.float32)
@@ -214,88 +297,27 @@ def _solve_step(
     idx = np.flatnonzero(wet)
     if idx.size == 0:
         return flow, velocity, depth
+    seg = segments.take(idx) if idx.size < size else segments
+    flows = (qup[idx], quc[idx], qdp[idx], ql[idx])
+    solve = _DepthSolve(seg, dt, flows, np.maximum(depth_prev[idx], F32(0.0)))
+    solve.solve()
 
-    h_prev = np.maximum(depth_prev[idx], F32(0.0))
-    h = h_prev * F32(1.33) + MIN_DEPTH_M
-    h0 = h_prev * F32(0.67)
-    coeffs = [np.zeros(idx.size, np.float32) for _ in range(4)]
-    # Solve each segment's depth; ``pending`` indexes into idx.
-    pending = np.arange(idx.size)
-    max_iter = np.full(idx.size, MAX_ITERATIONS)
-    tries = np.zeros(idx.size, np.int64)
-    rerror = np.full(idx.size, F32(1.0), np.float32)
-    aerror = np.full(idx.size, F32(0.01), np.float32)
-    while pending.size:
-        sub = idx[pending]
-        flows = (qup[sub], quc[sub], qdp[sub], ql[sub])
-        qj0 = np.zeros(pending.size, np.float32)
-        iteration = np.zeros(pending.size, np.int64)
-        active = np.arange(pending.size)
-        hs, h0s = h[pending], h0[pending]
-        re, ae = rerror[pending], aerror[pending]
-        cs = [c[pending] for c in coeffs]
-        while active.size:
-            a_sub = sub[active]
-            a_flows = tuple(f[active] for f in flows)
-            c1, c2, c3, c4, f0 = _coefficients(
-                ch, a_sub, dt, h0s[active], qj0[active], a_flows, upper=False
-            )
-            qmc_lower = c1 * a_flows[0] + c2 * a_flows[1] + c3 * a_flows[2] + c4
-            c1, c2, c3, c4, f1 = _coefficients(
-                ch, a_sub, dt, hs[active], qmc_lower, a_flows, upper=True
-            )
-            qj0[active] = f0
-            for store, value in zip(cs, (c1, c2, c3, c4), strict=True):
-                store[active] = value
-            h_a, h0_a = hs[active], h0s[active]
-            denominator = f0 - f1
-            with np.errstate(divide="ignore", invalid="ignore"):
-                h1 = np.where(denominator != 0, h_a - (f1 * (h0_a - h_a)) / denominator, h_a)
-            h1 = np.where((h1 < 0) | ~np.isfinite(h1), h_a, h1).astype(np.float32)
-            positive = h_a > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                re[active] = np.where(positive, np.abs((h1 - h_a) / h_a), F32(0.0))
-            ae[active] = np.where(positive, np.abs(h1 - h_a), F32(0.9))
-            h0s[active] = np.maximum(F32(0.0), h_a)
-            hs[active] = np.maximum(F32(0.0), h1)
-            iteration[active] += 1
-            keep = (
-                (re[active] > F32(0.01))
-                & (ae[active] >= MIN_DEPTH_M)
-                & (iteration[active] <= max_iter[pending][active])
-                & (hs[active] >= MIN_DEPTH_M)
-            )
-            active = active[keep]
-        h[pending], h0[pending] = hs, h0s
-        rerror[pending], aerror[pending] = re, ae
-        for store, value in zip(coeffs, cs, strict=True):
-            store[pending] = value
-        # Widen the bracket of segments that ran out of iterations, up to 4 times.
-        widen = (
-            (iteration >= max_iter[pending]) & (hs >= MIN_DEPTH_M) & (tries[pending] < WIDENINGS)
-        )
-        pending = pending[widen]
-        tries[pending] += 1
-        max_iter[pending] += 25
-        h[pending] *= F32(1.33)
-        h0[pending] *= F32(0.67)
-
-    c1, c2, c3, c4 = coeffs
-    q_up, q_uc, q_dp = qup[idx], quc[idx], qdp[idx]
+    c1, c2, c3, c4 = solve.coefficients
+    q_up, q_uc, q_dp = flows[0], flows[1], flows[2]
     routed = c1 * q_up + c2 * q_uc + c3 * q_dp + c4
     water = c1 * q_up + c2 * q_uc + c3 * q_dp
     fallback = np.maximum(c1 * q_up + c2 * q_uc + c4, c1 * q_up + c3 * q_dp + c4)
     lost = (c4 < 0) & (np.abs(c4) > water)
     out = np.where(routed < 0, np.where(lost, F32(0.0), fallback), routed)
 
-    p = ch.p
-    bw, z, n = p.bottom_width_m[idx], ch.z[idx], p.manning_n[idx]
-    top = bw + F32(2.0) * z * h
+    h = solve.h
+    top = seg.bw + F32(2.0) * seg.z * h
+    half_spread = (top - seg.bw) / F32(2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        radius = (h * (bw + top) / F32(2.0)) / (
-            bw + F32(2.0) * np.sqrt(((top - bw) / F32(2.0)) * ((top - bw) / F32(2.0)) + h * h)
+        radius = (h * (seg.bw + top) / F32(2.0)) / (
+            seg.bw + F32(2.0) * np.sqrt(half_spread * half_spread + h * h)
         )
-    vel = (F32(1.0) / n) * _pow(radius.astype(np.float32), _TWO_THIRDS) * ch.sqrt_s0[idx]
+    vel = (F32(1.0) / seg.n) * _pow(radius.astype(np.float32), _TWO_THIRDS) * seg.sqrt_s0
     flow[idx] = out
     velocity[idx] = vel
     depth[idx] = h
@@ -332,7 +354,7 @@ def route(
         if initial_depth_m is None
         else np.broadcast_to(np.asarray(initial_depth_m, dtype=np.float32), (size,)).copy()
     )
-    channel = _Channel(params)
+    segments = _Segments.of(params)
     dt = F32(dt_s)
     has_downstream = downstream >= 0
     targets = downstream[has_downstream]
@@ -344,7 +366,7 @@ def route(
         upstream = np.zeros(size, np.float32)
         np.add.at(upstream, targets, flow[has_downstream])
         flow, velocity, depth = _solve_step(
-            channel, dt, upstream, upstream, flow, lateral[step], depth
+            segments, dt, upstream, upstream, flow, lateral[step], depth
         )
         out_flow[step], out_velocity[step], out_depth[step] = flow, velocity, depth
     return RoutingResult(out_flow, out_velocity, out_depth)

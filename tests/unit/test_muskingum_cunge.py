@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnr.hydro.muskingum_cunge import ChannelParameters, _Channel, _coefficients, route
+from rnr.hydro.muskingum_cunge import ChannelParameters, _coefficients, _Segments, route
 
 DT = 300.0
 
@@ -82,14 +82,13 @@ def test_flood_peak_attenuates_and_lags_downstream() -> None:
 
 def test_coefficients_respect_the_muskingum_bounds() -> None:
     params = channel(6, length_m=500.0)
-    ch = _Channel(params)
-    idx = np.arange(6)
+    segments = _Segments.of(params)
     flows = tuple(np.full(6, q, np.float32) for q in (100.0, 100.0, 90.0, 5.0))
     for depth in (0.0, 0.5, 3.0, 30.0):
         h = np.full(6, depth, np.float32)
         for upper in (False, True):
             c1, c2, c3, _, _ = _coefficients(
-                ch, idx, np.float32(DT), h, np.zeros(6, np.float32), flows, upper
+                segments, np.float32(DT), h, np.zeros(6, np.float32), flows, upper
             )
             # C1 + C2 + C3 == 1 is the Muskingum identity (K >= dt keeps C3 >= 0 too).
             np.testing.assert_allclose(c1 + c2 + c3, 1.0, rtol=1e-5)
