@@ -30,3 +30,18 @@ def test_local_run_moves_every_product_through_every_stage(tmp_path, rabbitmq_ur
     assert summary["worker"]["acked"] == produced["published"]
     assert summary["worker"]["dead_lettered"] == 0
     assert summary["autoscaler"]["ready"] == 0
+
+
+def test_local_run_says_how_to_start_what_is_not_running(tmp_path):
+    closed = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens on port 1
+    finished = subprocess.run(
+        [sys.executable, "-m", "rnr.local.run"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "RABBITMQ_URL": closed},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 1
+    assert "RabbitMQ is not reachable. Start it with: rabbitmq-server -detached" in finished.stdout
+    assert "Redis is not reachable" not in finished.stdout
