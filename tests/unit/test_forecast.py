@@ -1,0 +1,111 @@
+"""The NWPS gate and conversions (RNR_SPEC section 2), on answers shaped like NWPS's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from rnr.hydro.forecast import (
+    CUBIC_FEET_TO_M3,
+    Gauge,
+    RfcForecast,
+    Skipped,
+    SkipReason,
+    StageFlowSeries,
+    prepare_forecast,
+)
+
+
+def gauge(**changes: Any) -> Gauge:
+    payload: dict[str, Any] = {
+        "lid": "hpdt2",
+        "name": "Brazos River near Hempstead",
+        "reachId": "3121538",
+        "wfo": {"abbreviation": "HGX"},
+        "status": {"forecast": {"floodCategory": "moderate"}},
+    }
+    payload.update(changes)
+    return Gauge.model_validate(payload)
+
+
+def series(flows: list[float], units: str = "kcfs", start_hour: int = 21) -> StageFlowSeries:
+    start = dt.datetime(2025, 5, 5, start_hour, tzinfo=dt.UTC)
+    return StageFlowSeries.model_validate(
+        {
+            "issuedTime": "2025-05-05T14:10:00Z",
+            "secondaryUnits": units,
+            "data": [
+                {
+                    "validTime": (start + dt.timedelta(hours=3 * i)).isoformat(),
+                    "primary": 10.0,
+                    "secondary": flow,
+                }
+                for i, flow in enumerate(flows)
+            ],
+        }
+    )
+
+
+def test_kcfs_and_cfs_are_converted_to_cubic_metres() -> None:
+    kcfs = prepare_forecast(gauge(), series([17.0, 20.0]), None)
+    cfs = prepare_forecast(gauge(), series([17000.0, 20000.0], units="cfs"), None)
+    assert isinstance(kcfs, RfcForecast) and isinstance(cfs, RfcForecast)
+    assert kcfs.flow_m3_s[0] == pytest.approx(17.0 * 1000 * CUBIC_FEET_TO_M3)
+    assert kcfs.flow_m3_s[0] == pytest.approx(481.386392064)
+    assert list(kcfs.flow_m3_s) == pytest.approx(list(cfs.flow_m3_s))
+
+
+def test_every_missing_value_is_dropped_not_only_the_first() -> None:
+    prepared = prepare_forecast(gauge(), series([-999, 17.0, -999, 18.0, -999, 19.0]), None)
+    assert isinstance(prepared, RfcForecast)
+    assert len(prepared.flow_m3_s) == 3
+    assert prepared.t0 == prepared.valid_times[0] == dt.datetime(2025, 5, 6, 0, tzinfo=dt.UTC)
+
+
+def test_initial_flow_is_the_latest_valid_observation_else_the_first_forecast() -> None:
+    observed = series([10.0, 12.0, -999], start_hour=9)
+    with_obs = prepare_forecast(gauge(), series([17.0, 20.0]), observed)
+    without = prepare_forecast(gauge(), series([17.0, 20.0]), None)
+    assert isinstance(with_obs, RfcForecast) and isinstance(without, RfcForecast)
+    assert with_obs.initial_flow_m3_s == pytest.approx(12.0 * 1000 * CUBIC_FEET_TO_M3)
+    assert without.initial_flow_m3_s == pytest.approx(17.0 * 1000 * CUBIC_FEET_TO_M3)
+
+
+@pytest.mark.parametrize("category", ["action", "minor", "moderate", "major"])
+def test_flooding_categories_pass_the_gate(category: str) -> None:
+    prepared = prepare_forecast(
+        gauge(status={"forecast": {"floodCategory": category}}), series([1.0]), None
+    )
+    assert isinstance(prepared, RfcForecast)
+    assert prepared.flood_category == category
+    assert prepared.lid == "HPDT2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "forecast", "reason"),
+    [
+        ({"status": {"forecast": {"floodCategory": "no_flooding"}}}, [1.0], "not_flooding"),
+        ({"status": {"forecast": {"floodCategory": "not_defined"}}}, [1.0], "not_flooding"),
+        ({"status": {}}, [1.0], "not_flooding"),
+        ({"reachId": ""}, [1.0], "no_reach_id"),
+        ({"reachId": "  "}, [1.0], "no_reach_id"),
+        ({"wfo": {"abbreviation": "AFC"}}, [1.0], "outside_conus"),
+        ({"wfo": {"abbreviation": "hfo"}}, [1.0], "outside_conus"),
+        ({}, [-999.0, -999.0], "no_valid_flow"),
+        ({}, [], "no_valid_flow"),
+    ],
+)
+def test_skip_reasons(changes: dict, forecast: list[float], reason: str) -> None:
+    skipped = prepare_forecast(gauge(**changes), series(forecast), None)
+    assert isinstance(skipped, Skipped)
+    assert skipped.reason == SkipReason(reason)
+    assert skipped.lid == "HPDT2"
+
+
+def test_unknown_flow_units_are_a_skip() -> None:
+    skipped = prepare_forecast(gauge(), series([1.0], units="m3/s"), None)
+    assert isinstance(skipped, Skipped)
+    assert skipped.reason is SkipReason.UNKNOWN_FLOW_UNITS
+    assert "m3/s" in skipped.detail
