@@ -144,9 +144,9 @@ def _geometry(seg: _Segments, h: Array) -> tuple[Array, ...]:
 
 
 def _celerity(
-    seg: _Segments, h: Array, above: Array, area: Array, area_c: Array, radius: Array
+    seg: _Segments, h: Array, above: Array, area: Array, area_c: Array, radius: Array, r23: Array
 ) -> Array:
-    r23 = _pow(radius, _TWO_THIRDS)
+    """Kinematic celerity; ``r23`` is radius ** (2/3), shared with the Manning term."""
     r53 = _pow(radius, _FIVE_THIRDS)
     floodplain = above & (seg.ncc > 0)
     width_depth = np.where(floodplain, seg.bfd, h)
@@ -156,10 +156,15 @@ def _celerity(
             - (_TWO_THIRDS * r53)
             * (F32(2.0) * seg.sqrt_1_z2 / (seg.bw + F32(2.0) * width_depth * seg.z))
         )
-        over = np.maximum(h - seg.bfd, F32(0.0))
-        plain_term = ((seg.sqrt_s0 / seg.ncc) * _FIVE_THIRDS) * _pow(over, _TWO_THIRDS)
-        mixed = (channel_term * area + plain_term * area_c) / (area + area_c)
-    ck = np.where(floodplain, mixed, np.where(h > 0, channel_term, F32(0.0)))
+    ck = np.where(h > 0, channel_term, F32(0.0))
+    if floodplain.any():  # usually few segments are above bankfull: pay the power for those
+        on = np.flatnonzero(floodplain)
+        over = h[on] - seg.bfd[on]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plain_term = ((seg.sqrt_s0[on] / seg.ncc[on]) * _FIVE_THIRDS) * _pow(over, _TWO_THIRDS)
+            ck[on] = (channel_term[on] * area[on] + plain_term * area_c[on]) / (
+                area[on] + area_c[on]
+            )
     return np.maximum(F32(0.0), ck).astype(np.float32)
 
 
@@ -178,7 +183,8 @@ def _coefficients(
     """
     qup, quc, qdp, ql = flows
     above, area, wp, area_c, wp_c, radius = _geometry(seg, h)
-    ck = _celerity(seg, h, above, area, area_c, radius)
+    r23 = _pow(radius, _TWO_THIRDS)
+    ck = _celerity(seg, h, above, area, area_c, radius, r23)
     with np.errstate(divide="ignore", invalid="ignore"):
         km = np.where(ck > 0, np.maximum(dt, seg.dx / ck), dt).astype(np.float32)
         width = np.where(above, seg.twcc, seg.bw + F32(2.0) * seg.z * h)
@@ -195,7 +201,7 @@ def _coefficients(
     routed = c1 * qup + c2 * quc + c3 * qdp + c4
     with np.errstate(divide="ignore", invalid="ignore"):
         n_eff = (wp * seg.n + wp_c * seg.ncc) / (wp + wp_c)
-        manning = (F32(1.0) / n_eff) * (area + area_c) * _pow(radius, _TWO_THIRDS) * seg.sqrt_s0
+        manning = (F32(1.0) / n_eff) * (area + area_c) * r23 * seg.sqrt_s0
     f = np.where(wp + wp_c > 0, routed - manning, residual).astype(np.float32)
     return c1, c2, c3, c4, f
 
