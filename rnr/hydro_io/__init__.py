@@ -1,0 +1,1 @@
+"""File formats of the hydrology: hydrofabric readers and the NetCDF writer."""
