@@ -37,7 +37,8 @@ RUN pip install --no-cache-dir -c constraints.txt ".[lambda]"
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 RUN groupadd --system --gid 10001 rnr \
     && useradd --system --uid 10001 --gid rnr --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin rnr

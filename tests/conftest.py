@@ -162,3 +162,24 @@ def shared_dir() -> Path:
             "(.ci/run and make test set it when ../shared exists)"
         )
     return Path(value)
+
+
+@pytest.fixture
+def sample_hydrofabric(bucket: str, moto_endpoint: str) -> str:
+    """The project's small hydrofabric uploaded to ``bucket``, as the bootstrap does;
+    returns the HYDROFABRIC_LOCATION naming it."""
+    import boto3
+
+    from rnr.local.bootstrap import (
+        SAMPLE_HYDROFABRIC,
+        SAMPLE_HYDROFABRIC_LOCATION,
+        SAMPLE_HYDROFABRIC_PREFIX,
+    )
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    for path in sorted(p for p in SAMPLE_HYDROFABRIC.rglob("*") if p.is_file()):
+        relative = path.relative_to(SAMPLE_HYDROFABRIC).as_posix()
+        s3.put_object(
+            Bucket=bucket, Key=f"{SAMPLE_HYDROFABRIC_PREFIX}/{relative}", Body=path.read_bytes()
+        )
+    return SAMPLE_HYDROFABRIC_LOCATION

@@ -91,6 +91,8 @@ class RfcForecast:
     lid: str
     reach_id: str
     flood_category: str
+    name: str
+    state: str
     t0: dt.datetime
     valid_times: tuple[dt.datetime, ...]
     flow_m3_s: npt.NDArray[np.float64]
@@ -160,6 +162,8 @@ def prepare_forecast(
         lid=lid,
         reach_id=gauge.reach_id.strip(),
         flood_category=category,
+        name=gauge.name,
+        state=gauge.state.abbreviation,
         t0=times[0],
         valid_times=times,
         flow_m3_s=np.array([flow for _, flow in forecast_flows]),

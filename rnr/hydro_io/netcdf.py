@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import re
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from rnr.hydro.muskingum_cunge import RoutingResult
+
+# The HDF5 library under netCDF4 is not thread-safe, and the worker writes from
+# threads: concurrent writers deadlock. One lock for the process serialises them.
+_HDF5_LOCK = threading.Lock()
 
 FILL_VALUE = -9999.0
 OUTPUT_INTERVAL_S = 3600.0
@@ -208,7 +213,7 @@ def write_forecast_netcdf(
     # instead of in T-Route's order.
     with tempfile.TemporaryDirectory(prefix="rnr-netcdf-") as directory:
         path = Path(directory) / output_file_name(t0_utc)
-        with netCDF4.Dataset(path, mode="w", format="NETCDF4") as dataset:
+        with _HDF5_LOCK, netCDF4.Dataset(path, mode="w", format="NETCDF4") as dataset:
             _write_schema(dataset, ids, time_s, t0_utc, attributes)
             for name, values in routed.items():
                 dataset[name][:] = values[sample_steps - 1].T
@@ -222,6 +227,11 @@ def read_forecast_netcdf(data: bytes) -> ForecastFile:
     Raises ``ValueError`` when the bytes are not NetCDF or the file lacks a variable or
     an RnR attribute: one exception type for a caller to treat as a bad object.
     """
+    with _HDF5_LOCK:
+        return _read_forecast_netcdf(data)
+
+
+def _read_forecast_netcdf(data: bytes) -> ForecastFile:
     try:
         dataset = netCDF4.Dataset("forecast.nc", mode="r", memory=data)
     except OSError as exc:

@@ -1,7 +1,8 @@
 """One-shot set-up of an AWS emulator for the local stack: buckets and the broker secret.
 
 Idempotent, so docker compose may run it on every ``up`` and ``make run`` before
-every run. Environment: ``AWS_ENDPOINT_URL`` (required: this never touches real
+every run. It also uploads the project's small sample hydrofabric to the input bucket
+(under ``hydrofabric/small/``). Environment: ``AWS_ENDPOINT_URL`` (required: this never touches real
 AWS), ``INPUT_BUCKET``, ``OUTPUT_BUCKET``, ``BOOTSTRAP_BROKER_SECRET_NAME`` and
 ``BOOTSTRAP_BROKER_USERNAME``/``BOOTSTRAP_BROKER_PASSWORD`` (the secret's content).
 """
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +24,11 @@ from rnr.storage.aws import AwsClients
 
 logger = logging.getLogger("rnr.local.bootstrap")
 
+SAMPLE_HYDROFABRIC = Path(__file__).resolve().parent.parent / "hydro_io" / "data" / "small"
+SAMPLE_HYDROFABRIC_PREFIX = "hydrofabric/small"
+# What HYDROFABRIC_LOCATION names for the worker after this bootstrap.
+SAMPLE_HYDROFABRIC_LOCATION = f"{SAMPLE_HYDROFABRIC_PREFIX}/parquet"
+
 
 async def bootstrap(
     clients: AwsClients,
@@ -30,6 +37,7 @@ async def bootstrap(
     secret_name: str,
     broker_username: str,
     broker_password: str,
+    input_bucket: str,
 ) -> dict[str, str]:
     """Create what the services expect to exist; return the secret's ARN."""
     async with clients.client("s3") as s3:
@@ -46,6 +54,15 @@ async def bootstrap(
             await s3.put_bucket_versioning(
                 Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
             )
+        # The sample hydrofabric, as a GeoPackage and as Parquet layers: the replay
+        # server's flooding gauges lie on it, so the stack routes real forecasts.
+        for path in sorted(p for p in SAMPLE_HYDROFABRIC.rglob("*") if p.is_file()):
+            key = f"{SAMPLE_HYDROFABRIC_PREFIX}/{path.relative_to(SAMPLE_HYDROFABRIC).as_posix()}"
+            await s3.put_object(Bucket=input_bucket, Key=key, Body=path.read_bytes())
+        logger.info(
+            "sample hydrofabric uploaded",
+            extra={"bucket": input_bucket, "prefix": SAMPLE_HYDROFABRIC_PREFIX},
+        )
     secret = json.dumps({"username": broker_username, "password": broker_password})
     async with clients.client("secretsmanager") as secrets:
         try:
@@ -64,10 +81,8 @@ def main() -> int:
     if not settings.aws_endpoint_url:
         print("rnr-bootstrap: AWS_ENDPOINT_URL must point at an emulator", file=sys.stderr)
         return 2
-    buckets = [
-        os.environ.get("INPUT_BUCKET", "rnr-input"),
-        os.environ.get("OUTPUT_BUCKET", "rnr-output"),
-    ]
+    input_bucket = os.environ.get("INPUT_BUCKET", "rnr-input")
+    buckets = [input_bucket, os.environ.get("OUTPUT_BUCKET", "rnr-output")]
     result = asyncio.run(
         bootstrap(
             AwsClients(settings),
@@ -75,6 +90,7 @@ def main() -> int:
             secret_name=os.environ.get("BOOTSTRAP_BROKER_SECRET_NAME", "rnr/local/broker"),
             broker_username=os.environ.get("BOOTSTRAP_BROKER_USERNAME", "guest"),
             broker_password=os.environ.get("BOOTSTRAP_BROKER_PASSWORD", "guest"),
+            input_bucket=input_bucket,
         )
     )
     print(json.dumps(result))

@@ -110,6 +110,22 @@ class Stack:
                 process.kill()
 
 
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def gauge_outcomes(s3: Any, bucket: str, record_keys: list[str]) -> dict[str, int]:
+    """How the gauges of the processed products ended: routed, or skipped and why."""
+    counts: dict[str, int] = {}
+    for key in record_keys:
+        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        for gauge in record.get("gauges", []):
+            label = gauge["outcome"] + (f": {gauge['reason']}" if gauge.get("reason") else "")
+            counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def metric_total(metrics_text: str, name: str, label: str) -> float:
     for line in metrics_text.splitlines():
         if line.startswith(f"{name}{{") and f'"{label}"' in line:
@@ -138,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
+    import boto3
     from moto.server import ThreadedMotoServer
 
     # moto's web server logs every request to the terminal; keep the progress readable.
@@ -156,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_REGION": "us-east-1",
         "INPUT_BUCKET": "rnr-input",
+        "HYDROFABRIC_LOCATION": "hydrofabric/small/parquet",
+        "HYDROFABRIC_CACHE_DIR": str((LOG_DIR / "hydrofabric").resolve()),
         "OUTPUT_BUCKET": "rnr-output",
         "RABBITMQ_URL": rabbitmq_url,
         # A run of its own: fresh queues and dedupe keys, so every run shows data flowing.
@@ -190,17 +209,25 @@ def main(argv: list[str] | None = None) -> int:
         produced = http_json("POST", f"http://127.0.0.1:{ports['producer']}/invoke")
         print(f"  producer: {json.dumps(produced)}", flush=True)
 
-        say("5/6", f"waiting for the worker to write {produced['published']} outputs")
-        postproc_url = f"http://127.0.0.1:{ports['postproc']}/invoke"
+        say("5/6", f"waiting for the worker to process {produced['published']} products")
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
         deadline = time.monotonic() + args.timeout
-        outputs = 0
+        records: list[str] = []
         while time.monotonic() < deadline:
             stack.check_alive()
-            outputs = http_json("POST", postproc_url)["outputs"]
-            print(f"  worker: {outputs}/{produced['published']} outputs in S3", flush=True)
-            if outputs >= produced["published"]:
+            records = list_keys(s3, env["OUTPUT_BUCKET"], "replace_and_route/products/")
+            print(
+                f"  worker: {len(records)}/{produced['published']} products processed",
+                flush=True,
+            )
+            if len(records) >= produced["published"]:
                 break
             time.sleep(1)
+        forecasts = [
+            key
+            for key in list_keys(s3, env["OUTPUT_BUCKET"], "replace_and_route/")
+            if key.endswith(".nc")
+        ]
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{ports['worker']}/metrics").read()
         autoscaled = http_json("POST", f"http://127.0.0.1:{ports['autoscaler']}/invoke")
 
@@ -212,12 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                 outcome: int(metric_total(text, "rnr_worker_messages_total", outcome))
                 for outcome in ("acked", "retried", "dead_lettered", "requeued")
             },
-            "s3_outputs": outputs,
+            "gauges": gauge_outcomes(s3, env["OUTPUT_BUCKET"], records),
+            "routed_forecasts": sorted(forecasts),
             "autoscaler": autoscaled,
             "logs": str(LOG_DIR.resolve()),
         }
         print(json.dumps(summary, indent=2), flush=True)
-        complete = outputs >= produced["published"]
+        complete = len(records) >= produced["published"]
         if not complete:
             print("  not every product reached S3: see the worker log", flush=True)
         if args.keep_running:

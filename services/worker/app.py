@@ -11,22 +11,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from rnr.core.errors import ConfigurationError
 from rnr.core.health import create_http_app
+from rnr.hydro.muskingum_cunge import warm_up
+from rnr.hydro.segments import NetworkIndex
+from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
 from rnr.messaging.connection import connect
 from rnr.messaging.consumer import Consumer, ConsumerMetrics
 from rnr.messaging.topology import Topology
 from rnr.storage.aws import AwsClients
+from rnr.storage.hydrofabric_cache import fetch_hydrofabric
 from rnr.storage.s3 import ObjectStore
 from rnr.storage.secrets import SecretCache
 from rnr.upstream.http import UpstreamClient
+from rnr.upstream.nwps import NwpsClient
 from rnr.upstream.nws import NwsClient
-from services.worker.processing import GaugeListProcessor
+from services.worker.processing import ReplaceAndRouteProcessor
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,11 @@ class WorkerRuntime:
         self._secrets = SecretCache(self._aws)
         self._stack = contextlib.AsyncExitStack()
         self._starting: asyncio.Task[None] | None = None
+        self.network: NetworkIndex | None = None
+
+    async def hydrofabric_readiness(self) -> None:
+        if self.network is None:
+            raise RuntimeError("hydrofabric not loaded yet")
 
     async def readiness(self) -> None:
         if self.consumer is None:
@@ -65,14 +77,9 @@ class WorkerRuntime:
         http = UpstreamClient(
             session, retries=settings.http_retries, backoff_seconds=settings.http_backoff_seconds
         )
-        self._processor = GaugeListProcessor(
-            nws=NwsClient(http, str(settings.nws_api_url)),
-            store=ObjectStore(s3),
-            bucket=settings.output_bucket,
-            prefix=settings.output_prefix,
-            registry=self.registry,
-        )
-        self._starting = asyncio.create_task(self._connect_and_consume())
+        self._s3 = s3
+        self._http = http
+        self._starting = asyncio.create_task(self._load_then_consume())
         self._starting.add_done_callback(self._report_start_failure)
 
     @staticmethod
@@ -82,6 +89,49 @@ class WorkerRuntime:
                 "worker could not start consuming; /readyz stays 503",
                 exc_info=task.exception(),
             )
+
+    async def _load_then_consume(self) -> None:
+        await self._load_hydrofabric()
+        await self._connect_and_consume()
+
+    async def _load_hydrofabric(self) -> None:
+        """Fetch the hydrofabric once and index it once; every message reuses the index."""
+        settings = self.settings
+        started = time.perf_counter()
+        location = await fetch_hydrofabric(
+            self._s3,
+            settings.input_bucket,
+            settings.hydrofabric_location,
+            settings.hydrofabric_cache_dir,
+        )
+        self.network = await asyncio.to_thread(
+            self._index, location, settings.flowpath_attributes_layer
+        )
+        await asyncio.to_thread(warm_up)
+        self._processor = ReplaceAndRouteProcessor(
+            nws=NwsClient(self._http, str(settings.nws_api_url)),
+            nwps=NwpsClient(self._http, str(settings.nwps_api_url)),
+            network=self.network,
+            store=ObjectStore(self._s3),
+            bucket=settings.output_bucket,
+            prefix=settings.output_prefix,
+            gauge_concurrency=settings.worker_gauge_concurrency,
+            registry=self.registry,
+        )
+        logger.info(
+            "hydrofabric loaded",
+            extra={
+                "location": settings.hydrofabric_location,
+                "flowpaths": self.network.flowpath_count,
+                "attributes_layer": self.network.attributes_layer,
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+
+    @staticmethod
+    def _index(location: Path, preferred_layer: str) -> NetworkIndex:
+        with open_hydrofabric(location) as reader:
+            return NetworkIndex.from_reader(reader, attributes_layer(reader, preferred_layer))
 
     async def _connect_and_consume(self) -> None:
         delay = 1.0
@@ -135,7 +185,10 @@ def create_app(settings: WorkerSettings) -> FastAPI:
         await runtime.stop()
 
     app = create_http_app(
-        "worker", registry, {"rabbitmq_consumer": runtime.readiness}, lifespan=lifespan
+        "worker",
+        registry,
+        {"hydrofabric": runtime.hydrofabric_readiness, "rabbitmq_consumer": runtime.readiness},
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     return app

@@ -26,8 +26,12 @@ def test_local_run_moves_every_product_through_every_stage(tmp_path, rabbitmq_ur
     summary = json.loads(output[output.index("{\n") : output.rindex("}") + 1])
     produced = summary["producer"]
     assert produced["published"] == produced["listed"] > 0
-    assert summary["s3_outputs"] == produced["published"]
     assert summary["worker"]["acked"] == produced["published"]
+    # The flooding fixture gauges lie on the sample hydrofabric: each gets a forecast.
+    routed = {key.split("/")[1] for key in summary["routed_forecasts"]}
+    assert routed == {"HPDT2", "TRKT2", "PRLL1", "ILRO2"}
+    assert summary["gauges"]["skipped: outside_conus"] == 1
+    assert summary["gauges"]["skipped: no_reach_id"] == 1
     assert summary["worker"]["dead_lettered"] == 0
     assert summary["autoscaler"]["ready"] == 0
 

@@ -42,6 +42,8 @@ def service_env(
     moto_endpoint: str,
     bucket: str,
     unique: str,
+    sample_hydrofabric: str,
+    tmp_path_factory,
 ) -> dict[str, str]:
     return {
         **broker.env(),
@@ -51,6 +53,9 @@ def service_env(
         "NWPS_API_URL": replay.nwps_api_url,
         "AWS_ENDPOINT_URL": moto_endpoint,
         "OUTPUT_BUCKET": bucket,
+        "INPUT_BUCKET": bucket,
+        "HYDROFABRIC_LOCATION": sample_hydrofabric,
+        "HYDROFABRIC_CACHE_DIR": str(tmp_path_factory.mktemp("hydrofabric")),
         "HTTP_TIMEOUT_SECONDS": "30",
         "HTTP_RETRIES": "1",
         "HTTP_BACKOFF_SECONDS": "0.05",
@@ -109,10 +114,11 @@ def publish_product(broker: BrokerFixture, product_id: str) -> None:
     asyncio.run(publish())
 
 
-def outputs(s3, bucket: str) -> dict[str, int]:
-    """Output key -> number of versions written (the bucket is versioned)."""
+def outputs(s3, bucket: str, prefix: str = "replace_and_route/products/") -> dict[str, int]:
+    """Product record key -> number of versions written (the bucket is versioned)."""
     versions: dict[str, int] = {}
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
         for version in page.get("Versions", []):
             versions[version["Key"]] = versions.get(version["Key"], 0) + 1
     return versions
@@ -189,6 +195,9 @@ def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
     wait_until(lambda: len(outputs(s3, bucket)) == 1, timeout=30, what="output after redelivery")
     time.sleep(1.0)
     assert list(outputs(s3, bucket).values()) == [1]
+    forecasts = {k: v for k, v in outputs(s3, bucket, "replace_and_route/").items() if ".nc" in k}
+    assert forecasts  # the product's flooding gauges were routed...
+    assert set(forecasts.values()) == {1}  # ...and each forecast written once
     assert second.metric('rnr_worker_messages_total{outcome="acked"}') == 1
     assert queue_depth(broker, broker.queue) == 0
     assert queue_depth(broker, broker.topology().dead_letter_queue) == 0

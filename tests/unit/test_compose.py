@@ -418,6 +418,7 @@ def test_the_shared_environment_block_has_the_agreed_values() -> None:
         "AWS_SECRET_ACCESS_KEY": "test",
         "OUTPUT_BUCKET": "rnr-output",
         "INPUT_BUCKET": "rnr-input",
+        "HYDROFABRIC_LOCATION": "hydrofabric/small/parquet",
         "NWS_API_URL": "http://replay:8090",
         "NWPS_API_URL": "http://replay:8090/nwps/v1",
         "LOG_LEVEL": "INFO",

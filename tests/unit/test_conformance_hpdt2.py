@@ -62,7 +62,7 @@ def case(shared_dir: Path) -> dict[str, object]:
         reference["velocity"][step, index] = float(row["velocity_ms"])
         reference["depth"][step, index] = float(row["depth_m"])
     result = route(channel, downstream, lateral, q0, h0, dt_s=300.0)
-    return {"result": result, "reference": reference, "q0": q0}
+    return {"result": result, "reference": reference, "q0": q0, "keys": keys}
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -87,3 +87,22 @@ def test_peaks_fall_on_the_same_step(case: dict) -> None:
     rises = expected.max(axis=0) > case["q0"] * (1 + 1e-6)
     assert rises.any()
     np.testing.assert_array_equal(flow.argmax(axis=0)[rises], expected.argmax(axis=0)[rises])
+
+
+def test_hourly_values_equal_troute_output_file_bit_for_bit(case: dict, shared_dir: Path) -> None:
+    """T-Route's NetCDF holds exact float32 values (the CSV is rounded to print)."""
+    import netCDF4
+
+    result: RoutingResult = case["result"]
+    path = shared_dir / "conformance" / "hpdt2" / "troute_output_202505052100.nc"
+    with netCDF4.Dataset(path) as reference:
+        feature_ids = [int(value) for value in reference["feature_id"][:]]
+        position = {key: index for index, key in enumerate(case["keys"])}
+        columns = [position[feature_id] for feature_id in feature_ids]
+        for variable, values in (
+            ("flow", result.flow_m3_s),
+            ("velocity", result.velocity_m_s),
+            ("depth", result.depth_m),
+        ):
+            hourly = values[11::12][:, columns].T  # every 12th 5-minute step
+            np.testing.assert_array_equal(hourly, np.asarray(reference[variable][:]))

@@ -371,3 +371,23 @@ def test_invalid_attributes_are_rejected(change: dict[str, Any], match: str) -> 
 def test_reading_garbage_fails() -> None:
     with pytest.raises(ValueError, match="not a NetCDF file"):
         read_forecast_netcdf(b"not a netcdf file")
+
+
+def test_writers_in_many_threads_do_not_deadlock() -> None:
+    """The worker writes from threads; HDF5 below netCDF4 is not thread-safe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write_one(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        values = rng.uniform(0, 100, size=(24, 3)).astype(np.float32)
+        return write_forecast_netcdf(
+            RoutingResult(values, values, values),
+            feature_ids=["wb-1", "wb-2", "wb-3"],
+            t0=dt.datetime(2025, 5, 5, 21, tzinfo=dt.UTC),
+            dt_s=300.0,
+            attributes=ATTRIBUTES,
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        files = list(pool.map(write_one, range(16), timeout=60))
+    assert all(read_forecast_netcdf(data).arrays["flow"].shape == (3, 2) for data in files)

@@ -307,7 +307,12 @@ def test_output_prefix_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 MINIMAL_ENV = {
     ProducerSettings: {"RABBITMQ_URL": URL},
-    WorkerSettings: {"RABBITMQ_URL": URL, "OUTPUT_BUCKET": "bucket"},
+    WorkerSettings: {
+        "RABBITMQ_URL": URL,
+        "OUTPUT_BUCKET": "bucket",
+        "INPUT_BUCKET": "inputs",
+        "HYDROFABRIC_LOCATION": "hydrofabric/conus.gpkg",
+    },
     AutoscalerSettings: {"RABBITMQ_URL": URL},
     PostprocSettings: {"OUTPUT_BUCKET": "bucket"},
 }
@@ -354,6 +359,8 @@ def test_service_settings_keep_the_mixin_validators(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RABBITMQ_URL", URL)
     monkeypatch.setenv("OUTPUT_BUCKET", "bucket")
     monkeypatch.setenv("OUTPUT_PREFIX", "/x/")
+    monkeypatch.setenv("INPUT_BUCKET", "inputs")
+    monkeypatch.setenv("HYDROFABRIC_LOCATION", "hydrofabric/conus.gpkg")
     monkeypatch.setenv("RETRY_DELAYS_SECONDS", "1,2")
     worker = load_settings(WorkerSettings)
     assert worker.retry_delays_seconds == (1.0, 2.0)
