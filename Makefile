@@ -44,6 +44,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/routing.py
 
 fixtures: $(STAMP)
 	$(BIN)/python -m rnr.replay.make_fixtures

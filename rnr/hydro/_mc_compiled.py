@@ -51,9 +51,27 @@ def _sqrtf(value: float) -> float:
 
 
 @numba.njit(cache=True)
-def _evaluate(h, residual, upper, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd):
+def _evaluate(
+    h,
+    residual,
+    upper,
+    qup,
+    quc,
+    qdp,
+    ql,
+    dt,
+    dx,
+    bw,
+    twcc,
+    n,
+    ncc,
+    s0,
+    z,
+    bfd,
+    sqrt_1_z2,
+    sqrt_s0,
+):
     """Coefficients C1..C4 at depth h and the residual f(h) (RNR_SPEC section 4)."""
-    sqrt_1_z2 = _sqrtf(ONE + z * z)
     above = h > bfd and twcc > ZERO
     if above:
         area = (bw + bfd * z) * bfd
@@ -68,7 +86,6 @@ def _evaluate(h, residual, upper, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s
     radius = (area + area_c) / (wp + wp_c) if wp + wp_c > ZERO else ZERO
     r23 = _powf(radius, TWO_THIRDS)
     r53 = _powf(radius, FIVE_THIRDS)
-    sqrt_s0 = _sqrtf(s0)
     if above and ncc > ZERO:
         channel = (sqrt_s0 / n) * (
             FIVE_THIRDS * r23 - (TWO_THIRDS * r53) * (TWO * sqrt_1_z2 / (bw + TWO * bfd * z))
@@ -105,17 +122,12 @@ def _evaluate(h, residual, upper, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s
 
 
 @numba.njit(cache=True)
-def _segment_step(qup, quc, qdp, ql, depth_prev, dt, dx, bw, tw, twcc, n, ncc, cs, s0):
+def _segment_step(
+    qup, quc, qdp, ql, depth_prev, dt, dx, bw, twcc, n, ncc, s0, z, bfd, sqrt_1_z2, sqrt_s0
+):
     """Outflow, velocity and depth of one segment for one step."""
     if not (ql > ZERO or qup > ZERO or quc > ZERO or qdp > ZERO):
         return ZERO, ZERO, ZERO
-    z = ONE if cs == ZERO else ONE / cs
-    if bw > tw:
-        bfd = bw / BW_OVER_TW
-    elif bw == tw:
-        bfd = bw / (TWO * z)
-    else:
-        bfd = (tw - bw) / (TWO * z)
     h_prev = max(depth_prev, ZERO)
     h = h_prev * UPPER_START + MIN_DEPTH
     h0 = h_prev * LOWER_START
@@ -129,12 +141,14 @@ def _segment_step(qup, quc, qdp, ql, depth_prev, dt, dx, bw, tw, twcc, n, ncc, c
         iteration = 0
         while rerror > REL_TOL and aerror >= MIN_DEPTH and iteration <= max_iter:
             a1, a2, a3, a4, f0 = _evaluate(
-                h0, qj0, False, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd
-            )
+                h0, qj0, False, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd,
+                sqrt_1_z2, sqrt_s0,
+            )  # fmt: skip
             qmc_lower = a1 * qup + a2 * quc + a3 * qdp + a4
             c1, c2, c3, c4, f1 = _evaluate(
-                h, qmc_lower, True, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd
-            )
+                h, qmc_lower, True, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd,
+                sqrt_1_z2, sqrt_s0,
+            )  # fmt: skip
             qj0 = f0
             if f0 - f1 != ZERO:
                 h1 = h - (f1 * (h0 - h)) / (f0 - f1)
@@ -171,7 +185,7 @@ def _segment_step(qup, quc, qdp, ql, depth_prev, dt, dx, bw, tw, twcc, n, ncc, c
     top = bw + TWO * z * h
     half_spread = (top - bw) / TWO
     radius = (h * (bw + top) / TWO) / (bw + TWO * _sqrtf(half_spread * half_spread + h * h))
-    velocity = (ONE / n) * _powf(radius, TWO_THIRDS) * _sqrtf(s0)
+    velocity = (ONE / n) * _powf(radius, TWO_THIRDS) * sqrt_s0
     return outflow, velocity, h
 
 
@@ -196,6 +210,21 @@ def route_compiled(
 ):
     """All steps: upstream inflow is the sum of upstream outflows at t-1 (short ts)."""
     size = dx.size
+    # What depends on the channel alone, once per run rather than per iteration.
+    z = np.empty(size, np.float32)
+    bfd = np.empty(size, np.float32)
+    sqrt_1_z2 = np.empty(size, np.float32)
+    sqrt_s0 = np.empty(size, np.float32)
+    for i in range(size):
+        z[i] = ONE if cs[i] == ZERO else ONE / cs[i]
+        if bw[i] > tw[i]:
+            bfd[i] = bw[i] / BW_OVER_TW
+        elif bw[i] == tw[i]:
+            bfd[i] = bw[i] / (TWO * z[i])
+        else:
+            bfd[i] = (tw[i] - bw[i]) / (TWO * z[i])
+        sqrt_1_z2[i] = _sqrtf(ONE + z[i] * z[i])
+        sqrt_s0[i] = _sqrtf(s0[i])
     upstream = np.zeros(size, np.float32)
     next_flow = np.zeros(size, np.float32)
     next_depth = np.zeros(size, np.float32)
@@ -214,12 +243,14 @@ def route_compiled(
                 dt,
                 dx[i],
                 bw[i],
-                tw[i],
                 twcc[i],
                 n[i],
                 ncc[i],
-                cs[i],
                 s0[i],
+                z[i],
+                bfd[i],
+                sqrt_1_z2[i],
+                sqrt_s0[i],
             )
             next_flow[i] = q
             out_velocity[step, i] = v

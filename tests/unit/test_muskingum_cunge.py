@@ -88,7 +88,7 @@ def test_coefficients_respect_the_muskingum_bounds(depth_m: float, upper: bool) 
     c1, c2, c3, _, _ = _evaluate(
         f32(depth_m), f32(0.0), upper, f32(100.0), f32(100.0), f32(90.0), f32(5.0),
         f32(DT), f32(500.0), f32(20.0), f32(120.0), f32(0.04), f32(0.08), f32(0.001),
-        f32(2.0), f32(10.0),
+        f32(2.0), f32(10.0), f32(np.sqrt(5.0)), f32(np.sqrt(0.001)),
     )  # fmt: skip
     # C1 + C2 + C3 == 1 is the Muskingum identity; K >= dt with X <= 0.5 keeps C3 >= 0.
     assert c1 + c2 + c3 == pytest.approx(1.0, rel=1e-5)
