@@ -3,8 +3,9 @@
 Same arithmetic as RNR_SPEC section 4 in IEEE float32, written as scalar code and
 compiled with numba: a numpy formulation pays Python's per-operation overhead on every
 secant iteration, which dominates on the tens of segments a gauge forecast routes.
-Every literal is a float32 and every power is the C library's ``powf``, so the
-results are the reference's to the bit.
+Every literal is a float32, every power is the C library's ``powf``, and a division
+by zero gives inf or nan as compiled Fortran does (numba's "numpy" error model) rather
+than raising, so the results are the reference's to the bit.
 """
 
 from __future__ import annotations
@@ -40,17 +41,17 @@ LOWER_START = F32(0.67)
 BW_OVER_TW = F32(0.00001)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _powf(base: float, exponent: float) -> float:
     return _c_powf(base, exponent)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _sqrtf(value: float) -> float:
     return F32(math.sqrt(np.float64(value)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _evaluate(
     h,
     residual,
@@ -121,7 +122,7 @@ def _evaluate(
     return c1, c2, c3, c4, f
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _segment_step(
     qup, quc, qdp, ql, depth_prev, dt, dx, bw, twcc, n, ncc, s0, z, bfd, sqrt_1_z2, sqrt_s0
 ):
@@ -189,7 +190,7 @@ def _segment_step(
     return outflow, velocity, h
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def route_compiled(
     dx,
     bw,
