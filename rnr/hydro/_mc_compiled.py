@@ -190,7 +190,8 @@ def _segment_step(
     return outflow, velocity, h
 
 
-@numba.njit(cache=True, error_model="numpy")
+# nogil: the worker routes several gauges in threads, and they run on all cores.
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def route_compiled(
     dx,
     bw,
