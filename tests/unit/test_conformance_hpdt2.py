@@ -12,38 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnr.hydro.muskingum_cunge import ChannelParameters, RoutingResult, route
+from rnr.hydro.muskingum_cunge import RoutingResult, route
+from tests.support.hpdt2 import channel as hpdt2_channel
+from tests.support.hpdt2 import read_rows
 
 STEPS = 1152
 STEPS_PER_FORECAST_INTERVAL = 36  # 3 h of 5-minute steps
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 @pytest.fixture(scope="module")
 def case(shared_dir: Path) -> dict[str, object]:
     folder = shared_dir / "conformance" / "hpdt2"
-    params = read_rows(folder / "kernel_input_param_df.csv")
-    keys = [int(float(row["key"])) for row in params]
+    hpdt2 = hpdt2_channel(folder)
+    keys, channel, downstream = hpdt2.keys, hpdt2.params, hpdt2.downstream
     position = {key: index for index, key in enumerate(keys)}
-
-    def column(name: str) -> np.ndarray:
-        return np.array([float(row[name]) for row in params])
-
-    channel = ChannelParameters(
-        length_m=column("dx"),
-        bottom_width_m=column("bw"),
-        top_width_m=column("tw"),
-        floodplain_top_width_m=column("twcc"),
-        manning_n=column("n"),
-        floodplain_manning_n=column("ncc"),
-        side_slope=column("cs"),
-        bed_slope=column("s0"),
-    )
-    downstream = np.array([position.get(int(float(row["downstream"])), -1) for row in params])
     initial = read_rows(folder / "kernel_input_q0.csv")
     by_key = {int(float(row["key"])): row for row in initial}
     q0 = np.array([float(by_key[key]["qd0"]) for key in keys])

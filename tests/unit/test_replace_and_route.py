@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnr.hydro.muskingum_cunge import ChannelParameters
 from rnr.hydro.replace_and_route import lateral_inflow, route_forecast
+from tests.support.hpdt2 import channel as hpdt2_channel
 
 T0 = dt.datetime(2025, 5, 5, 21, tzinfo=dt.UTC)
 
@@ -50,30 +50,14 @@ def test_bad_forecasts_are_rejected(times, flows, fragment: str) -> None:
 
 def test_hpdt2_forecast_routes_its_whole_span_and_agrees_with_troute(shared_dir: Path) -> None:
     folder = shared_dir / "conformance" / "hpdt2"
-    with (folder / "kernel_input_param_df.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-
-    def column(name: str) -> np.ndarray:
-        return np.array([float(row[name]) for row in rows])
-
-    params = ChannelParameters(
-        length_m=column("dx"),
-        bottom_width_m=column("bw"),
-        top_width_m=column("tw"),
-        floodplain_top_width_m=column("twcc"),
-        manning_n=column("n"),
-        floodplain_manning_n=column("ncc"),
-        side_slope=column("cs"),
-        bed_slope=column("s0"),
-    )
-    downstream = np.arange(1, len(rows) + 1)
-    downstream[-1] = -1
+    hpdt2 = hpdt2_channel(folder)
+    params, downstream = hpdt2.params, hpdt2.downstream
     reach = json.loads((folder / "HPDT2_forecast.json").read_text())["reach"]
     times = [dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC) for t in reach["times"]]
     flows = reach["secondary_forecast"]
     result = route_forecast(params, downstream, times, flows, flows[0])
     span_steps = int((times[-1] - times[0]).total_seconds() // 300)
-    assert result.flow_m3_s.shape == (span_steps, len(rows))
+    assert result.flow_m3_s.shape == (span_steps, len(hpdt2.keys))
     assert span_steps > 1152  # the reference stopped at whole days
 
     with (folder / "HPDT2_flowveldepth_5min.csv").open(newline="") as handle:
@@ -81,7 +65,7 @@ def test_hpdt2_forecast_routes_its_whole_span_and_agrees_with_troute(shared_dir:
             (row["feature_id"], int(row["step"])): float(row["flow_m3s"])
             for row in csv.DictReader(handle)
         }
-    keys = [str(int(float(row["key"]))) for row in rows]
+    keys = [str(key) for key in hpdt2.keys]
     for step in (1, 36, 500, 1152):
         expected = np.array([reference[(key, step)] for key in keys])
         np.testing.assert_allclose(result.flow_m3_s[step - 1], expected, rtol=1e-5)
