@@ -27,7 +27,7 @@ reader's string columns are alive).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -301,6 +301,29 @@ def _reach_key(reach_id: str | int) -> int:
     return key
 
 
+class _ColumnByColumn(Mapping[str, AnyArray]):
+    """A table read one column at a time, when the index asks for it.
+
+    A national table's id columns are millions of Python strings; reading them all
+    before converting any held more than a gigabyte at once. Converted one by one,
+    each is freed before the next is read.
+    """
+
+    def __init__(self, reader: TableReader, layer: str, columns: Sequence[str]) -> None:
+        self._reader, self._layer, self._columns = reader, layer, list(columns)
+
+    def __getitem__(self, column: str) -> AnyArray:
+        if column not in self._columns:
+            raise KeyError(column)
+        return self._reader.read(self._layer, [column])[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
 class NetworkIndex:
     """The hydrofabric's routing topology and channel parameters, indexed once.
 
@@ -383,10 +406,10 @@ class NetworkIndex:
         """Read only the columns the rule needs (``lakes`` when the layer exists)."""
         lakes = reader.read("lakes", LAKE_COLUMNS) if "lakes" in reader.layers() else None
         return cls(
-            network=reader.read("network", NETWORK_COLUMNS),
-            flowpaths=reader.read("flowpaths", FLOWPATH_COLUMNS),
-            nexus=reader.read("nexus", NEXUS_COLUMNS),
-            attributes=reader.read(attributes_layer, ["id", *ATTRIBUTE_COLUMNS]),
+            network=_ColumnByColumn(reader, "network", NETWORK_COLUMNS),
+            flowpaths=_ColumnByColumn(reader, "flowpaths", FLOWPATH_COLUMNS),
+            nexus=_ColumnByColumn(reader, "nexus", NEXUS_COLUMNS),
+            attributes=_ColumnByColumn(reader, attributes_layer, ["id", *ATTRIBUTE_COLUMNS]),
             attributes_layer=attributes_layer,
             lakes=lakes,
         )
