@@ -1,0 +1,507 @@
+"""Route one gauge forecast offline, write its NetCDF and draw its hydrograph.
+
+For analysts, run by hand (``python -m rnr.analysis route --help``). The forecast comes
+from files (an NWPS stage-flow forecast answer, plus the gauge answer and optionally the
+observation answer) or from an NWPS-compatible API (``--lid`` with ``--nwps-url``). It is
+routed down the gauge's segment of a local hydrofabric (a ``.gpkg`` file or a folder of
+``<layer>.parquet``) exactly as the worker does (RNR_SPEC sections 2-5), and the tool
+writes ``DIR/troute_output_YYYYMMDDHHMM.nc`` and ``DIR/<LID>_hydrograph.png``.
+
+Exit codes: 0 routed; 2 bad input (a file that is missing, not JSON or not the expected
+answer, a hydrofabric without the needed layers, a forecast that cannot be routed, bad
+arguments); 3 the gauge is skipped (the reason is printed); 4 the reach is not in the
+hydrofabric; 5 the API could not be reached or gave an unusable answer.
+
+Progress goes to stderr; the result (file paths and a one-line summary) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from rnr.core.errors import PermanentError, TransientError
+from rnr.hydro.forecast import (
+    Gauge,
+    GaugeStatus,
+    GaugeStatusPoint,
+    RfcForecast,
+    Skipped,
+    StageFlowSeries,
+    prepare_forecast,
+)
+from rnr.hydro.muskingum_cunge import RoutingResult
+from rnr.hydro.replace_and_route import route_forecast
+from rnr.hydro.segments import NetworkIndex, ReachNotFound, Segment, SegmentError
+from rnr.hydro_io.hydrofabric import (
+    ATTRIBUTES_LAYER,
+    HydrofabricSchemaError,
+    attributes_layer,
+    open_hydrofabric,
+)
+from rnr.hydro_io.netcdf import ForecastAttributes, output_file_name, write_forecast_netcdf
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_SKIPPED = 3
+EXIT_UNKNOWN_REACH = 4
+EXIT_UPSTREAM = 5
+
+DT_S = 300.0
+# Without a gauge answer there is no flood category: the file says so, and the
+# flood-category gate is not applied.
+UNKNOWN_CATEGORY = "unknown"
+DEFAULT_PRODUCT_ID = "offline-analysis"
+USER_AGENT = "rnr-pipeline route-gauge (analyst tool)"
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+class BadInput(PermanentError):
+    """An input the tool cannot use; the message names the file and the problem."""
+
+
+# --- inputs -------------------------------------------------------------------------
+
+
+def read_answer(path: Path, model: type[_ModelT], what: str) -> _ModelT:
+    """One NWPS answer saved as a JSON file, validated as ``model``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: the {what} file is not UTF-8 text ({exc.reason})") from None
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{path}: the {what} file is not JSON ({exc})") from None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        raise BadInput(f"{path}: not an NWPS {what} answer: {problems}") from None
+
+
+def ungated_forecast(
+    lid: str, reach_id: str, forecast: StageFlowSeries, observation: StageFlowSeries | None
+) -> RfcForecast | Skipped:
+    """The forecast routed without a gauge answer: no flood category, no category gate.
+
+    The series checks (flow units, valid values, initial flow) are still the worker's:
+    :func:`prepare_forecast` runs with a stand-in category that passes its gate, which
+    the result then replaces by ``unknown``.
+    """
+    stand_in = Gauge(
+        lid=lid,
+        reach_id=reach_id,
+        status=GaugeStatus(forecast=GaugeStatusPoint(flood_category="action")),
+    )
+    prepared = prepare_forecast(stand_in, forecast, observation)
+    if isinstance(prepared, Skipped):
+        return prepared
+    return dataclasses.replace(prepared, flood_category=UNKNOWN_CATEGORY)
+
+
+def forecast_from_files(
+    forecast_path: Path,
+    gauge_path: Path | None,
+    observation_path: Path | None,
+    *,
+    reach_id: str | None = None,
+    lid: str | None = None,
+) -> tuple[RfcForecast | Skipped, list[str]]:
+    """The forecast of saved NWPS answers, and notes for the analyst.
+
+    With a gauge answer the worker's gate applies (``reach_id`` only replaces its
+    ``reachId``); without one ``reach_id`` is required and the gate is not applied.
+    """
+    notes: list[str] = []
+    forecast = read_answer(forecast_path, StageFlowSeries, "stage-flow forecast")
+    observation = (
+        read_answer(observation_path, StageFlowSeries, "stage-flow observation")
+        if observation_path is not None
+        else None
+    )
+    if gauge_path is None:
+        if not reach_id:
+            raise BadInput("no gauge file: give --gauge FILE.json, or --reach-id for a quick run")
+        label = (lid or f"REACH{reach_id}").upper()
+        notes.append(
+            f"no gauge answer: flood category {UNKNOWN_CATEGORY!r}, "
+            "the flood-category gate is not applied"
+        )
+        return ungated_forecast(label, reach_id, forecast, observation), notes
+    gauge = read_answer(gauge_path, Gauge, "gauge")
+    if lid and lid.upper() != gauge.lid.upper():
+        raise BadInput(f"{gauge_path}: the gauge file is {gauge.lid}, not --lid {lid}")
+    if reach_id:
+        if reach_id != gauge.reach_id.strip():
+            notes.append(f"reach {reach_id} replaces the gauge's reachId {gauge.reach_id!r}")
+        gauge = gauge.model_copy(update={"reach_id": reach_id})
+    return prepare_forecast(gauge, forecast, observation), notes
+
+
+async def forecast_from_api(
+    lid: str, nwps_url: str, *, timeout_seconds: float = 30.0
+) -> RfcForecast | Skipped:
+    """The forecast of ``lid`` fetched as the worker fetches it (gate included)."""
+    from rnr.upstream.http import UpstreamClient
+    from rnr.upstream.nwps import NwpsClient
+
+    session = UpstreamClient.open_session(user_agent=USER_AGENT, timeout_seconds=timeout_seconds)
+    async with session:
+        client = NwpsClient(UpstreamClient(session, retries=2, backoff_seconds=0.5), nwps_url)
+        return await client.rfc_forecast(lid)
+
+
+def load_network(hydrofabric: Path, layer: str | None) -> NetworkIndex:
+    """Index the hydrofabric; ``layer`` insists on an attributes layer, None picks the
+    reference's (``flowpath-attributes-ml`` where it exists)."""
+    try:
+        with open_hydrofabric(hydrofabric) as reader:
+            chosen = (
+                attributes_layer(reader)
+                if layer is None
+                else attributes_layer(reader, layer, fallback=None)
+            )
+            return NetworkIndex.from_reader(reader, chosen)
+    except FileNotFoundError as exc:
+        raise BadInput(f"{hydrofabric}: {exc}") from None
+    except (HydrofabricSchemaError, OSError, ValueError) as exc:
+        raise BadInput(f"{hydrofabric}: not a usable hydrofabric: {exc}") from None
+
+
+# --- routing and output -------------------------------------------------------------
+
+
+def step_times(t0: dt.datetime, steps: int, dt_s: float = DT_S) -> list[dt.datetime]:
+    """Valid times of routing steps 1..steps (step k at t0 + k * dt_s), in UTC."""
+    start = t0.astimezone(dt.UTC)
+    return [start + dt.timedelta(seconds=k * dt_s) for k in range(1, steps + 1)]
+
+
+def forecast_attributes(
+    forecast: RfcForecast, segment: Segment, product_id: str
+) -> ForecastAttributes:
+    return ForecastAttributes(
+        rfc_location=forecast.lid,
+        rfc_reach_id=forecast.reach_id,
+        max_status=forecast.flood_category,
+        stream_order=segment.stream_order,
+        name=forecast.name,
+        state=forecast.state,
+        # No HML product triggered this run: the forecast's own issuance stands in.
+        issuance_time=forecast.issued_time or forecast.t0,
+        product_id=product_id,
+        flowpath_attributes_layer=segment.attributes_layer,
+    )
+
+
+def plot_hydrograph(
+    forecast: RfcForecast,
+    segment: Segment,
+    result: RoutingResult,
+    *,
+    dt_s: float = DT_S,
+) -> Figure:
+    """Flow at the gauge (the origin segment) and at the last segment against UTC time,
+    with the RFC forecast points as markers. Every series starts at t0 from the initial
+    flow, the routing's initial state."""
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
+
+    t0 = forecast.t0.astimezone(dt.UTC)
+    times = [t0, *step_times(t0, result.flow_m3_s.shape[0], dt_s)]
+    initial = np.float32(forecast.initial_flow_m3_s)
+    origin_flow = np.concatenate([[initial], result.flow_m3_s[:, 0]])
+    last_flow = np.concatenate([[initial], result.flow_m3_s[:, -1]])
+    length_km = float(segment.cumulative_length_km[-1])
+
+    figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(
+        times,
+        origin_flow,
+        color="tab:blue",
+        linewidth=2,
+        label=f"gauge {forecast.lid} (origin {segment.flowpath_ids[0]})",
+    )
+    axes.plot(
+        times,
+        last_flow,
+        color="tab:orange",
+        linewidth=2,
+        label=f"last segment {segment.flowpath_ids[-1]} (ends {length_km:.1f} km downstream)",
+    )
+    axes.plot(
+        [time.astimezone(dt.UTC) for time in forecast.valid_times],
+        forecast.flow_m3_s,
+        linestyle="none",
+        marker="o",
+        markersize=5,
+        markerfacecolor="white",
+        markeredgecolor="black",
+        label="RFC forecast (lateral inflow at the origin)",
+    )
+    for flow, color, where in (
+        (origin_flow, "tab:blue", "gauge"),
+        (last_flow, "tab:orange", "last segment"),
+    ):
+        peak = int(np.argmax(flow))
+        axes.plot(
+            times[peak],
+            flow[peak],
+            linestyle="none",
+            marker="v",
+            markersize=8,
+            color=color,
+            label=f"peak at {where}: {flow[peak]:,.0f} m³/s, {times[peak]:%m-%d %H:%M} UTC",
+        )
+    locator = mdates.AutoDateLocator(tz=dt.UTC)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=dt.UTC))
+    axes.set_xlabel("Time (UTC)")
+    axes.set_ylabel("Flow (m³/s)")
+    axes.set_ylim(bottom=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper right", fontsize=9, framealpha=0.9)
+    title = f"{forecast.lid}" + (f" - {forecast.name}" if forecast.name else "")
+    if forecast.state:
+        title += f", {forecast.state}"
+    axes.set_title(
+        f"{title}\nflood category: {forecast.flood_category}   ·   reach {forecast.reach_id}"
+        f"   ·   {segment.size} segments, {length_km:.1f} km",
+        fontsize=11,
+    )
+    issued = (
+        forecast.issued_time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if forecast.issued_time
+        else "unknown"
+    )
+    figure.supxlabel(
+        f"t0 {t0:%Y-%m-%d %H:%M} UTC · issued {issued} · Muskingum-Cunge, dt {dt_s:g} s · "
+        f"channel parameters: {segment.attributes_layer}",
+        x=0.01,
+        ha="left",
+        fontsize=8,
+        color="dimgray",
+    )
+    return figure
+
+
+def summary(
+    forecast: RfcForecast, segment: Segment, result: RoutingResult, dt_s: float = DT_S
+) -> str:
+    """One line: segments, steps, peak flow at the gauge and at the last segment."""
+    times = step_times(forecast.t0, result.flow_m3_s.shape[0], dt_s)
+
+    def peak(column: int) -> str:
+        flows = result.flow_m3_s[:, column]
+        k = int(np.argmax(flows))
+        return f"{float(flows[k]):.1f} m3/s at {times[k]:%Y-%m-%dT%H:%MZ}"
+
+    return (
+        f"{forecast.lid} reach {forecast.reach_id} ({forecast.flood_category}): "
+        f"{segment.size} segments, {result.flow_m3_s.shape[0]} steps of {dt_s:g} s; "
+        f"peak at gauge {segment.flowpath_ids[0]} {peak(0)}, "
+        f"at last segment {segment.flowpath_ids[-1]} {peak(-1)}"
+    )
+
+
+# --- command line -------------------------------------------------------------------
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnr.analysis",
+        description="Replace and Route tools for analysts.",
+        epilog="Exit codes: 0 routed, 2 bad input, 3 gauge skipped, 4 reach not in the "
+        "hydrofabric, 5 API unreachable or unusable.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    route = commands.add_parser(
+        "route",
+        help="route one gauge forecast, write the NetCDF and a hydrograph PNG",
+        description="Route one gauge forecast offline down a local hydrofabric; write "
+        "DIR/troute_output_YYYYMMDDHHMM.nc and DIR/<LID>_hydrograph.png.",
+        epilog="Exit codes: 0 routed, 2 bad input, 3 gauge skipped (reason printed), "
+        "4 reach not in the hydrofabric, 5 API unreachable or unusable.",
+    )
+    route.add_argument(
+        "--hydrofabric",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="a hydrofabric .gpkg file or a folder of <layer>.parquet files",
+    )
+    source = route.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--forecast",
+        type=Path,
+        metavar="FILE.json",
+        help="NWPS stage-flow forecast answer (GET /gauges/{lid}/stageflow/forecast)",
+    )
+    source.add_argument(
+        "--nwps-url",
+        metavar="URL",
+        help="NWPS-compatible API root (e.g. https://api.water.noaa.gov/nwps/v1); needs --lid",
+    )
+    route.add_argument(
+        "--lid",
+        help="gauge LID: required with --nwps-url; with --forecast and no --gauge it only "
+        "names the outputs (default REACH<reach id>)",
+    )
+    route.add_argument(
+        "--gauge",
+        type=Path,
+        metavar="FILE.json",
+        help="NWPS gauge answer (GET /gauges/{lid}): reachId, LID, flood category, name, state",
+    )
+    route.add_argument(
+        "--observation",
+        type=Path,
+        metavar="FILE.json",
+        help="NWPS stage-flow observation answer; its latest valid flow is the initial flow",
+    )
+    route.add_argument(
+        "--reach-id",
+        help="route this NWM reach instead of the gauge's reachId; without --gauge, a quick "
+        "run: flood category 'unknown', the flood-category gate is not applied",
+    )
+    route.add_argument(
+        "--attributes-layer",
+        metavar="NAME",
+        help="channel attributes layer (default: flowpath-attributes-ml if present, "
+        f"else {ATTRIBUTES_LAYER})",
+    )
+    route.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
+    route.add_argument(
+        "--product-id",
+        default=DEFAULT_PRODUCT_ID,
+        help=f"product_id attribute of the NetCDF (default: {DEFAULT_PRODUCT_ID})",
+    )
+    route.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="per-request timeout for --nwps-url (default: 30)",
+    )
+    return parser
+
+
+def run_route(args: argparse.Namespace) -> int:
+    notes: list[str] = []
+    if args.nwps_url is not None:
+        if not args.lid:
+            raise BadInput("--nwps-url needs --lid")
+        if args.gauge or args.observation or args.reach_id:
+            raise BadInput("--gauge, --observation and --reach-id go with --forecast only")
+        _progress(f"fetching {args.lid.upper()} from {args.nwps_url} ...")
+        prepared = asyncio.run(
+            forecast_from_api(args.lid, args.nwps_url, timeout_seconds=args.timeout)
+        )
+    else:
+        prepared, notes = forecast_from_files(
+            args.forecast, args.gauge, args.observation, reach_id=args.reach_id, lid=args.lid
+        )
+    for note in notes:
+        _progress(f"note: {note}")
+    if isinstance(prepared, Skipped):
+        print(f"{prepared.lid} skipped: {prepared.reason.value}: {prepared.detail}")
+        return EXIT_SKIPPED
+    forecast = prepared
+
+    _progress(f"indexing hydrofabric {args.hydrofabric} ...")
+    started = time.perf_counter()
+    network = load_network(args.hydrofabric, args.attributes_layer)
+    _progress(
+        f"indexed {network.flowpath_count} flowpaths in {time.perf_counter() - started:.1f} s"
+    )
+    try:
+        segment = network.extract_segment(forecast.reach_id)
+    except ReachNotFound as exc:
+        print(f"{forecast.lid}: {exc} ({args.hydrofabric})", file=sys.stderr)
+        return EXIT_UNKNOWN_REACH
+    except SegmentError as exc:
+        raise BadInput(f"{args.hydrofabric}: {exc}") from None
+
+    _progress(
+        f"routing {segment.size} segments over {len(forecast.valid_times)} forecast values "
+        "(the first run compiles the kernel, ~8 s, unless numba's cache has it) ..."
+    )
+    started = time.perf_counter()
+    try:
+        result = route_forecast(
+            segment.parameters,
+            segment.downstream,
+            forecast.valid_times,
+            forecast.flow_m3_s,
+            forecast.initial_flow_m3_s,
+            dt_s=DT_S,
+        )
+        data = write_forecast_netcdf(
+            result,
+            feature_ids=segment.feature_ids,
+            t0=forecast.t0,
+            dt_s=DT_S,
+            attributes=forecast_attributes(forecast, segment, args.product_id),
+        )
+    except ValueError as exc:
+        source = args.forecast or f"{args.nwps_url} ({forecast.lid})"
+        raise BadInput(f"{source}: the forecast cannot be routed: {exc}") from None
+    _progress(f"routed in {time.perf_counter() - started:.1f} s")
+
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        netcdf_path = args.out / output_file_name(forecast.t0)
+        netcdf_path.write_bytes(data)
+        png_path = args.out / f"{forecast.lid}_hydrograph.png"
+        plot_hydrograph(forecast, segment, result, dt_s=DT_S).savefig(png_path, format="png")
+    except OSError as exc:
+        raise BadInput(f"{args.out}: cannot write the outputs: {exc}") from None
+    print(f"NetCDF: {netcdf_path}")
+    print(f"PNG:    {png_path}")
+    print(summary(forecast, segment, result, DT_S))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        return run_route(args)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (TransientError, PermanentError) as exc:  # the API: unreachable, 4xx, not JSON
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UPSTREAM
