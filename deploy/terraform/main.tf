@@ -101,6 +101,7 @@ module "iam" {
   function_names           = local.function_names
   dead_letter_queue_name   = local.dead_letter_queue_name
   ecr_repository_names     = module.registry.repository_names
+  managed_secret_arns      = [module.messaging.secret_arn, module.cache.auth_token_secret_arn]
   github_repository        = var.github_repository
   github_oidc_provider_arn = var.github_oidc_provider_arn
   terraform_state_bucket   = var.terraform_state_bucket

@@ -75,18 +75,15 @@ locals {
       local.use_bucket_keys,
       { sid = "ProtectOwnTaskWhileBusy", actions = ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"], resources = [local.cluster_tasks] },
     ]
-    ecs_task_execution = concat(
-      [
-        # GetAuthorizationToken has no resource-level permissions.
-        { sid = "EcrLogin", actions = ["ecr:GetAuthorizationToken"], resources = ["*"] },
-        { sid = "PullWorkerImage", actions = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], resources = [local.repository_arns["worker"]] },
-        { sid = "WriteWorkerLogs", actions = ["logs:CreateLogStream", "logs:PutLogEvents"], resources = [local.worker_log_group] },
-      ],
-      length(var.worker_secret_arns) == 0 ? [] : [
-        { sid = "ReadInjectedSecrets", actions = ["secretsmanager:GetSecretValue"], resources = var.worker_secret_arns },
-        local.use_stack_key,
-      ],
-    )
+    ecs_task_execution = [
+      # GetAuthorizationToken has no resource-level permissions.
+      { sid = "EcrLogin", actions = ["ecr:GetAuthorizationToken"], resources = ["*"] },
+      { sid = "PullWorkerImage", actions = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], resources = [local.repository_arns["worker"]] },
+      { sid = "WriteWorkerLogs", actions = ["logs:CreateLogStream", "logs:PutLogEvents"], resources = [local.worker_log_group] },
+      # Only with secrets injected into the container (var.worker_secret_arns).
+      { sid = "ReadInjectedSecrets", actions = ["secretsmanager:GetSecretValue"], resources = var.worker_secret_arns },
+      { sid = "DecryptInjectedSecrets", actions = ["kms:Decrypt"], resources = length(var.worker_secret_arns) > 0 ? [var.kms_key_arn] : [] },
+    ]
     scheduler = [
       { sid = "InvokeScheduledFunctions", actions = ["lambda:InvokeFunction"], resources = values(local.function_arns) },
       local.send_dead_letters,
@@ -95,7 +92,8 @@ locals {
     ]
   }
 
-  # Statements with an empty resource list (no bucket keys with SSE-S3) are dropped.
+  # Statements with an empty resource list (no bucket keys with SSE-S3, no injected
+  # secrets) are dropped.
   policies = {
     for role, list in local.statements : role => concat(
       [for s in list : s if length(s.resources) > 0],
@@ -299,7 +297,7 @@ data "aws_iam_policy_document" "github_plan" {
     sid       = "RefreshManagedSecrets"
     effect    = "Allow"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.broker_secret_arn, "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.name}/*"]
+    resources = var.managed_secret_arns
   }
 
   statement {

@@ -133,6 +133,13 @@ variable "ecr_repository_names" {
   }
 }
 
+variable "managed_secret_arns" {
+  description = "Secrets whose values Terraform manages (broker credentials, cache token): the CI plan role reads them to refresh the state."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
 variable "github_repository" {
   description = "\"owner/name\" of the GitHub repository whose workflows push images (main branch) and plan Terraform (pull requests) through OIDC; null creates no CI roles."
   type        = string

@@ -35,7 +35,7 @@ resource "aws_cloudwatch_log_metric_filter" "worker_errors" {
 }
 
 locals {
-  actions = [aws_sns_topic.alarms.arn]
+  notify = [aws_sns_topic.alarms.arn]
 
   # Alarms on one metric each; the producer's (metric math) follows below.
   metric_alarms = {
@@ -92,8 +92,8 @@ resource "aws_cloudwatch_metric_alarm" "metric" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
+  alarm_actions       = local.notify
+  ok_actions          = local.notify
 
   tags = var.tags
 }
@@ -106,8 +106,8 @@ resource "aws_cloudwatch_metric_alarm" "producer_not_succeeding" {
   threshold           = 1
   # No data at all means no run at all.
   treat_missing_data = "breaching"
-  alarm_actions      = local.actions
-  ok_actions         = local.actions
+  alarm_actions      = local.notify
+  ok_actions         = local.notify
 
   metric_query {
     id          = "successes"
