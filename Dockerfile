@@ -1,18 +1,25 @@
 # syntax=docker/dockerfile:1
 #
-# One Dockerfile, three images (build one with `docker build --target NAME .`):
+# One Dockerfile, one target per image (`docker build --target NAME .`):
 #
-#   worker  the long-running ECS Fargate consumer: python -m services.worker
-#   lambda  producer, autoscaler and postproc: the AWS Lambda runtime interface client
-#           (awslambdaric) runs services.<name>.handler.handler; locally compose
-#           overrides the entrypoint to `python -m services.<name> serve`
-#   tools   the local stack's helpers: replay server (default), bootstrap, scheduler
+#   worker      the long-running ECS Fargate consumer: python -m services.worker
+#   producer    \
+#   autoscaler   > Lambda images: the runtime interface client (awslambdaric) runs
+#   postproc    /  services.<name>.handler.handler; compose runs the same image with
+#                  `python -m services.<name> serve` as its entrypoint
+#   tools       the local stack's helpers: replay server (default), bootstrap, scheduler
+#
+# Each image gets only what its service needs: the worker and tools the whole project;
+# each Lambda the project without dependencies plus the list in deploy/images/<name>.txt,
+# all at the versions of constraints.txt.
 #
 # The base image is pinned by tag and by the digest of its multi-architecture index.
+# Dependabot (docker ecosystem, .github/dependabot.yml) or Renovate must refresh both
+# together: a pinned digest never receives Debian or CPython security fixes by itself.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 # ---------------------------------------------------------------------------
-# builder: the project and its pinned dependency tree in a virtualenv at /opt/venv
+# builder: the sources and an empty virtualenv at /opt/venv
 # ---------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -23,13 +30,26 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # README* may not exist yet; an empty wildcard match is allowed.
 COPY pyproject.toml constraints.txt README* ./
+COPY deploy/images ./deploy/images
 COPY rnr ./rnr
 COPY services ./services
+
+# The whole project and its pinned dependency tree (worker and tools).
+FROM builder AS builder-full
 RUN pip install --no-cache-dir -c constraints.txt .
 
-# The Lambda images add the runtime interface client (the `lambda` extra).
-FROM builder AS builder-lambda
-RUN pip install --no-cache-dir -c constraints.txt ".[lambda]"
+# A Lambda: its own dependency list, then the project without dependencies.
+FROM builder AS builder-producer
+RUN pip install --no-cache-dir -c constraints.txt -r deploy/images/producer.txt \
+    && pip install --no-cache-dir --no-deps .
+
+FROM builder AS builder-autoscaler
+RUN pip install --no-cache-dir -c constraints.txt -r deploy/images/autoscaler.txt \
+    && pip install --no-cache-dir --no-deps .
+
+FROM builder AS builder-postproc
+RUN pip install --no-cache-dir -c constraints.txt -r deploy/images/postproc.txt \
+    && pip install --no-cache-dir --no-deps .
 
 # ---------------------------------------------------------------------------
 # runtime: what every final image shares; runs as an unprivileged user
@@ -48,7 +68,7 @@ WORKDIR /app
 # worker: ready only while its consumer is active (GET /readyz)
 # ---------------------------------------------------------------------------
 FROM runtime AS worker
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder-full /opt/venv /opt/venv
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -56,20 +76,30 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 CMD ["python", "-m", "services.worker"]
 
 # ---------------------------------------------------------------------------
-# lambda: one image for the three scheduled functions; CMD names the handler
+# Lambda images: the runtime interface client runs the handler CMD names
 # ---------------------------------------------------------------------------
-FROM runtime AS lambda
-COPY --from=builder-lambda /opt/venv /opt/venv
+FROM runtime AS lambda-runtime
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "awslambdaric"]
+
+FROM lambda-runtime AS producer
+COPY --from=builder-producer /opt/venv /opt/venv
 CMD ["services.producer.handler.handler"]
+
+FROM lambda-runtime AS autoscaler
+COPY --from=builder-autoscaler /opt/venv /opt/venv
+CMD ["services.autoscaler.handler.handler"]
+
+FROM lambda-runtime AS postproc
+COPY --from=builder-postproc /opt/venv /opt/venv
+CMD ["services.postproc.handler.handler"]
 
 # ---------------------------------------------------------------------------
 # tools: replay server (default command), bootstrap and scheduler for the local stack
 # ---------------------------------------------------------------------------
 FROM runtime AS tools
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder-full /opt/venv /opt/venv
 USER 10001:10001
 EXPOSE 8090
 CMD ["python", "-m", "rnr.replay", "--host", "0.0.0.0", "--port", "8090"]

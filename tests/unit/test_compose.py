@@ -84,6 +84,10 @@ THIRD_PARTY_VARIABLES = {
 # The settings class of each command that is not a service with a settings module.
 TOOL_SETTINGS: dict[str, type[BaseSettings]] = {"rnr.local.bootstrap": core_settings.AwsSettings}
 
+# The Dockerfile targets compose builds: one image per service, as in AWS, plus tools.
+LAMBDA_TARGETS = {"producer", "autoscaler", "postproc"}
+IMAGE_TARGETS = {"worker", "tools"} | LAMBDA_TARGETS
+
 PROCESS_START_TIMEOUT = 45.0
 PROCESS_STOP_TIMEOUT = 10.0
 
@@ -378,7 +382,7 @@ def test_every_project_image_is_built_from_a_dockerfile_target_with_one_tag_per_
         assert build.get("context", ".") == ".", name
         assert build.get("dockerfile", "Dockerfile") == "Dockerfile", name
         target = build["target"]
-        assert target in {"worker", "lambda", "tools"}, f"{name}: target {target}"
+        assert target in IMAGE_TARGETS, f"{name}: target {target}"
         assert target in stages, f"{name}: Dockerfile has no stage {target}"
         assert tag_of_target.setdefault(target, spec["image"]) == spec["image"], name
     assert len(set(tag_of_target.values())) == len(tag_of_target)
@@ -489,9 +493,9 @@ def test_compose_runs_only_commands_the_tests_run() -> None:
 
 def test_lambda_image_services_replace_the_lambda_runtime_entrypoint() -> None:
     stages = dockerfile_stages(DOCKERFILE.read_text())
-    assert stages["lambda"].entrypoint == ["python", "-m", "awslambdaric"]
     for name, spec in project_services().items():
-        if spec["build"]["target"] == "lambda":
+        if spec["build"]["target"] in LAMBDA_TARGETS:
+            assert stages[spec["build"]["target"]].entrypoint == ["python", "-m", "awslambdaric"]
             argv = effective_argv(spec, stages)
             assert "awslambdaric" not in argv, name
             assert argv == ["python", "-m", f"services.{name}", "serve", "--port", "8080"], name
@@ -708,7 +712,7 @@ def test_the_bootstrap_command_creates_the_buckets_and_the_broker_secret() -> No
 def test_dockerfile_has_the_targets_compose_builds_each_run_as_a_non_root_user() -> None:
     stages = dockerfile_stages(DOCKERFILE.read_text())
     targets = {spec["build"]["target"] for spec in project_services().values()}
-    assert targets == {"worker", "lambda", "tools"}
+    assert targets == IMAGE_TARGETS
     for target in targets:
         user = stages[target].user
         assert user, f"{target} runs as root"
@@ -721,8 +725,9 @@ def test_dockerfile_targets_default_to_their_own_commands() -> None:
     stages = dockerfile_stages(DOCKERFILE.read_text())
     assert stages["worker"].cmd == ["python", "-m", "services.worker"]
     assert stages["worker"].entrypoint is None
-    assert stages["lambda"].entrypoint == ["python", "-m", "awslambdaric"]
-    assert stages["lambda"].cmd == ["services.producer.handler.handler"]
+    for target in LAMBDA_TARGETS:
+        assert stages[target].entrypoint == ["python", "-m", "awslambdaric"]
+        assert stages[target].cmd == [f"services.{target}.handler.handler"]
     assert normalised(stages["tools"].cmd or []) == ("python", "-m", "rnr.replay")
     assert "8080" in stages["worker"].exposed
 
