@@ -4,12 +4,17 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Static-check tools (checkov, hadolint, actionlint) live apart: checkov's pins clash
+# with the project's. tests/static finds them through RNR_TOOLS_BIN.
+TOOLS_VENV  := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+export RNR_TOOLS_BIN := $(abspath $(TOOLS_VENV)/bin)
 
 # The shared conformance cases, where this checkout has them beside it (tests skip otherwise).
 RNR_SHARED_DIR ?= $(abspath $(wildcard ../shared))
 export RNR_SHARED_DIR
 
-.PHONY: venv run run-forever test test-unit lint format bench up down fixtures clean
+.PHONY: venv tools run run-forever test test-unit static lint format bench up down fixtures clean
 
 venv: $(STAMP)
 
@@ -19,6 +24,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): deploy/requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(TOOLS_VENV)/bin/pip install --quiet -r deploy/requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
 ## run: the whole pipeline without Docker, once, with a summary per stage
 run: $(STAMP)
 	$(BIN)/python -m rnr.local.run
@@ -27,9 +40,13 @@ run: $(STAMP)
 run-forever: $(STAMP)
 	$(BIN)/python -m rnr.local.run --keep-running
 
-## test: lint, then every test (unit, integration, e2e)
-test: lint
+## test: lint, then every test (unit, static, integration, e2e)
+test: lint tools
 	$(BIN)/python -m pytest
+
+## static: the deployment checks alone (Terraform, Dockerfile, workflows)
+static: $(STAMP) tools
+	$(BIN)/python -m pytest -m static
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
@@ -57,4 +74,4 @@ down:
 	docker compose down -v
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .ruff_cache

@@ -38,7 +38,7 @@ START_HINTS = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
-        if parts and parts[0] in {"unit", "integration", "e2e"}:
+        if parts and parts[0] in {"unit", "static", "integration", "e2e"}:
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 
