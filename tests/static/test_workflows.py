@@ -198,6 +198,8 @@ def test_terraform_workflow_checks_every_change_and_plans_pull_requests() -> Non
         "terraform fmt -check",
         "terraform init -backend=false",
         "terraform validate",
+        "terraform test -var-file=examples/dev.tfvars",
+        "terraform test -var-file=examples/prod.tfvars",
         "tflint --recursive",
         ".venv-tools/bin/checkov",
     ):

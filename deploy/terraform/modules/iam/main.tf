@@ -185,11 +185,15 @@ resource "aws_iam_role_policy_attachment" "lambda_vpc" {
 
 locals {
   github      = var.github_repository != null
+  github_repo = local.github ? var.github_repository : "" # null cannot be interpolated
   github_host = "token.actions.githubusercontent.com"
-  github_roles = local.github ? {
-    images = { name = "${var.name}-github-images-role", subject = "repo:${var.github_repository}:ref:refs/heads/main", purpose = "GitHub Actions: push images from main" }
-    plan   = { name = "${var.name}-github-plan-role", subject = "repo:${var.github_repository}:pull_request", purpose = "GitHub Actions: terraform plan on pull requests" }
-  } : {}
+  # Both roles, or none without var.github_repository.
+  github_roles = {
+    for key, role in {
+      images = { name = "${var.name}-github-images-role", subject = "repo:${local.github_repo}:ref:refs/heads/main", purpose = "GitHub Actions: push images from main" }
+      plan   = { name = "${var.name}-github-plan-role", subject = "repo:${local.github_repo}:pull_request", purpose = "GitHub Actions: terraform plan on pull requests" }
+    } : key => role if local.github
+  }
   github_provider_arn = var.github_oidc_provider_arn != null ? var.github_oidc_provider_arn : try(aws_iam_openid_connect_provider.github[0].arn, null)
 }
 
