@@ -30,7 +30,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "worker" {
-  #checkov:skip=CKV_AWS_338:Retention is chosen per environment (log_retention_days: 30 in dev, 365 in prod); routed outputs, not logs, are the record.
+  #checkov:skip=CKV_AWS_338:Retention is chosen per environment (log_retention_days: 14 in the dev example, 365 in prod); routed outputs, not logs, are the record.
   name              = var.log_group_name
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn

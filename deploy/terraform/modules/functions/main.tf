@@ -18,7 +18,7 @@ resource "aws_sqs_queue" "dead_letters" {
 }
 
 resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Retention is chosen per environment (log_retention_days: 30 in dev, 365 in prod).
+  #checkov:skip=CKV_AWS_338:Retention is chosen per environment (log_retention_days: 14 in the dev example, 365 in prod).
   for_each = local.function_names
 
   name              = "/aws/lambda/${each.value}"
