@@ -51,9 +51,10 @@ from rnr.hydro_io.inherited_table import (
 )
 from rnr.hydro_io.netcdf import ForecastFile, read_forecast_netcdf
 from rnr.storage.aws import AwsClients
-from rnr.storage.hydrofabric_s3 import open_s3_hydrofabric
+from rnr.storage.hydrofabric_s3 import s3_filesystem
 from rnr.storage.s3 import ObjectInfo, ObjectStore
 from services.postproc.checkpoint import Checkpoint
+from services.postproc.lookup import ensure_flowpath_lookup
 from services.postproc.settings import PostprocSettings
 
 logger = logging.getLogger(__name__)
@@ -233,14 +234,17 @@ async def _take_in(
         return intake
 
     wanted = {int(i) for _, _, forecast in readable for i in forecast.arrays["feature_id"]}
-    reader = await open_s3_hydrofabric(s3, state.settings)
-    try:
-        flowpaths = await asyncio.to_thread(read_flowpaths, reader, wanted)
-    finally:
-        reader.close()
+    settings = state.settings
+    lookup_key = await ensure_flowpath_lookup(s3, store, settings)
+    flowpaths = await asyncio.to_thread(
+        read_flowpaths,
+        f"{settings.output_bucket}/{lookup_key}",
+        wanted,
+        s3_filesystem(settings.aws_region, settings.aws_endpoint_url),
+    )
     logger.info(
         "flowpaths read",
-        extra={"wanted": len(wanted), "found": len(flowpaths), "files": len(readable)},
+        extra={"wanted": len(wanted), "found": len(flowpaths), "lookup": lookup_key},
     )
     for info, data, forecast in readable:
         with log_context(forecast.attributes.product_id):

@@ -203,3 +203,27 @@ async def test_forecasts_past_the_maximum_age_leave_the_table(
     summary = await pp.run()
     assert summary["expired_rows"] == len(feature_ids("PRLL1"))
     assert {row["rfc_location"] for row in pp.latest()} == {"HPDT2"}
+
+
+async def test_the_flowpath_lookup_is_built_once_per_hydrofabric_version(
+    pp: Postproc, sample_hydrofabric: str
+) -> None:
+    pp.put(*forecast_file("HPDT2", t0=T_OLD))
+    await pp.run()
+    lookups = pp.keys("postprocess/state/flowpaths/")
+    assert len(lookups) == 1
+
+    pp.put(*forecast_file("PRLL1", t0=T_NEW))
+    await pp.run()
+    assert pp.keys("postprocess/state/flowpaths/") == lookups  # reused, not rebuilt
+
+    # A new flowpaths object (same rows, other bytes: a new ETag) is a new version.
+    key = f"{sample_hydrofabric}/flowpaths.parquet"
+    table = pq.read_table(io.BytesIO(pp.get(key)))
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    pp.put(key, sink.getvalue())
+    pp.put(*forecast_file("ILRO2", t0=T_NEW))
+    summary = await pp.run()
+    assert summary["processed"] == 1
+    assert len(pp.keys("postprocess/state/flowpaths/")) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from rnr.hydro.inherited import (
     forecast_rows,
     merge_latest,
 )
-from rnr.hydro_io.flowpaths import read_flowpaths
+from rnr.hydro_io.flowpaths import build_flowpath_lookup, read_flowpaths
 from rnr.hydro_io.hydrofabric import open_hydrofabric
 from rnr.hydro_io.netcdf import ForecastFile, read_forecast_netcdf
 from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
@@ -111,12 +112,14 @@ def test_a_file_without_times_is_invalid() -> None:
         forecast_rows(empty, flowpaths([100]), update_time=NOW)
 
 
-def test_rows_of_a_real_file_on_the_sample_hydrofabric() -> None:
+def test_rows_of_a_real_file_on_the_sample_hydrofabric(tmp_path: Path) -> None:
     _, data = forecast_file("HPDT2", t0=T0)
     parsed = read_forecast_netcdf(data)
     segment = sample_segment("3121538")
+    lookup = tmp_path / "lookup.parquet"
     with open_hydrofabric(SAMPLE_HYDROFABRIC / "hydrofabric.gpkg") as reader:
-        paths = read_flowpaths(reader, parsed.arrays["feature_id"])
+        lookup.write_bytes(build_flowpath_lookup(reader))
+    paths = read_flowpaths(str(lookup), parsed.arrays["feature_id"])
     rows = forecast_rows(parsed, paths, update_time=NOW)
     assert [row.feature_id_str for row in rows] == list(segment.flowpath_ids)
     # The wave: segment i peaks i + 2 hours after t0, each lower than the one above.

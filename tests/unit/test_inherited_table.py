@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import shapely
 
 from rnr.hydro.inherited import InheritedRow
-from rnr.hydro_io.flowpaths import read_flowpaths
-from rnr.hydro_io.hydrofabric import open_hydrofabric
+from rnr.hydro_io.flowpaths import (
+    LOOKUP_ROW_GROUP_ROWS,
+    build_flowpath_lookup,
+    read_flowpaths,
+)
+from rnr.hydro_io.hydrofabric import ParquetReader, open_hydrofabric
 from rnr.hydro_io.inherited_table import (
     SCHEMA,
     SPEC_COLUMNS,
@@ -101,20 +107,52 @@ def test_bytes_that_are_not_parquet_are_rejected() -> None:
         from_parquet_bytes(b"feature_id,name\n1,x\n")
 
 
-def test_flowpaths_read_by_id_agree_between_geopackage_and_parquet() -> None:
-    wanted = [int(i.removeprefix("wb-")) for i in sample_segment("3121538").flowpath_ids]
-    with open_hydrofabric(SAMPLE_HYDROFABRIC / "hydrofabric.gpkg") as gpkg:
-        from_gpkg = read_flowpaths(gpkg, [*wanted, 999_999_999])
-    with open_hydrofabric(SAMPLE_HYDROFABRIC / "parquet") as parquet:
-        from_parquet = read_flowpaths(parquet, wanted)
+@pytest.fixture(scope="module")
+def lookups(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample hydrofabric's lookup, built from the GeoPackage and from Parquet."""
+    folder = tmp_path_factory.mktemp("lookup")
+    paths = {}
+    for name, source in (("gpkg", "hydrofabric.gpkg"), ("parquet", "parquet")):
+        with open_hydrofabric(SAMPLE_HYDROFABRIC / source) as reader:
+            paths[name] = folder / f"{name}.parquet"
+            paths[name].write_bytes(build_flowpath_lookup(reader))
+    return paths
+
+
+def test_the_lookup_is_sorted_by_id_in_small_row_groups(lookups: dict[str, Path]) -> None:
+    table = pq.read_table(lookups["parquet"])
+    ids = table["feature_id"].to_numpy()
+    assert (np.diff(ids) > 0).all()
+    with open_hydrofabric(SAMPLE_HYDROFABRIC / "parquet") as reader:
+        assert table.num_rows == len(reader.read("flowpaths", ["id"])["id"])
+    metadata = pq.ParquetFile(lookups["parquet"]).metadata
+    assert metadata.row_group(0).num_rows <= LOOKUP_ROW_GROUP_ROWS
+
+
+def test_flowpaths_read_by_id_agree_between_geopackage_and_parquet(
+    lookups: dict[str, Path],
+) -> None:
+    segment = sample_segment("3121538")
+    wanted = [int(i.removeprefix("wb-")) for i in segment.flowpath_ids]
+    from_gpkg = read_flowpaths(str(lookups["gpkg"]), [*wanted, 999_999_999])
+    from_parquet = read_flowpaths(str(lookups["parquet"]), wanted)
     assert sorted(from_gpkg) == sorted(wanted)  # the unknown id is simply absent
     assert from_gpkg == from_parquet
-    segment = sample_segment("3121538")
     lengths = [from_gpkg[i].length_km for i in wanted]
     assert lengths == pytest.approx(list(segment.length_km))
     assert all(path.geometry_wkt.startswith("LINESTRING") for path in from_gpkg.values())
 
 
-def test_no_ids_reads_nothing() -> None:
-    with open_hydrofabric(SAMPLE_HYDROFABRIC / "parquet") as reader:
-        assert read_flowpaths(reader, []) == {}
+def test_no_ids_reads_nothing(lookups: dict[str, Path]) -> None:
+    assert read_flowpaths(str(lookups["parquet"]), []) == {}
+
+
+def test_a_flowpath_id_that_is_not_wb_n_is_named() -> None:
+    class OneBadId(ParquetReader):
+        def read(self, layer, columns, filters=None):  # type: ignore[no-untyped-def]
+            table = super().read(layer, columns, filters)
+            table["id"][3] = "cat-17"
+            return table
+
+    with pytest.raises(ValueError, match="flowpath id 'cat-17' is not 'wb-N'"):
+        build_flowpath_lookup(OneBadId(SAMPLE_HYDROFABRIC / "parquet"))
