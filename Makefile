@@ -62,6 +62,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/postproc.py
 
 fixtures: $(STAMP)
 	$(BIN)/python -m rnr.replay.make_fixtures

@@ -9,6 +9,7 @@ demands a variable it does not read.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
@@ -93,6 +94,16 @@ class OutputSettings(_EnvSettings):
     @classmethod
     def _strip_slashes(cls, value: str) -> str:
         return value.strip("/")
+
+
+class HydrofabricSettings(AwsSettings):
+    """Where the hydrofabric lives: the worker reads all of it, the post-processor the
+    flowpaths it joins with."""
+
+    input_bucket: str = Field(min_length=3)
+    # A .gpkg key, or a prefix holding one <layer>.parquet object per layer.
+    hydrofabric_location: str = Field(min_length=1)
+    hydrofabric_cache_dir: Path = Path("/tmp/rnr-hydrofabric")
 
 
 class UpstreamSettings(_EnvSettings):

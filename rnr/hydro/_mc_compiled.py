@@ -52,27 +52,14 @@ def _sqrtf(value: float) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _evaluate(
-    h,
-    residual,
-    upper,
-    qup,
-    quc,
-    qdp,
-    ql,
-    dt,
-    dx,
-    bw,
-    twcc,
-    n,
-    ncc,
-    s0,
-    z,
-    bfd,
-    sqrt_1_z2,
-    sqrt_s0,
-):
-    """Coefficients C1..C4 at depth h and the residual f(h) (RNR_SPEC section 4)."""
+def _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0):
+    """What depends on the depth h alone: areas, wetted perimeters, R^(2/3), celerity,
+    the Muskingum K and the water-surface width.
+
+    Split from :func:`_coefficients` because the secant solve evaluates each depth twice
+    (as its upper guess, then as the next iteration's lower one): keeping this part
+    halves the ``powf`` calls, which dominate the kernel, without changing any value.
+    """
     above = h > bfd and twcc > ZERO
     if above:
         area = (bw + bfd * z) * bfd
@@ -102,8 +89,16 @@ def _evaluate(
     else:
         ck = ZERO
     km = max(dt, dx / ck) if ck > ZERO else dt
+    width = twcc if above else bw + TWO * z * h
+    return area, area_c, wp, wp_c, r23, ck, km, width
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _coefficients(geometry, residual, upper, qup, quc, qdp, ql, dt, dx, n, ncc, s0, sqrt_s0):
+    """Coefficients C1..C4 at a depth (its :func:`_geometry`) and the residual f(h)
+    (RNR_SPEC section 4)."""
+    area, area_c, wp, wp_c, r23, ck, km, width = geometry
     if ck > ZERO:
-        width = twcc if above else bw + TWO * z * h
         x = HALF * (ONE - residual / (TWO * width * s0 * ck * dx))
         x = min(HALF, max(QUARTER if upper else ZERO, x))
     else:
@@ -140,16 +135,19 @@ def _segment_step(
     while True:
         qj0 = ZERO
         iteration = 0
+        # The lower guess of an iteration is the previous upper one (h0 = max(0, h) and
+        # h >= 0): reuse its geometry. Fresh at the start and after each widening.
+        geometry_h0 = _geometry(h0, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0)
         while rerror > REL_TOL and aerror >= MIN_DEPTH and iteration <= max_iter:
-            a1, a2, a3, a4, f0 = _evaluate(
-                h0, qj0, False, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd,
-                sqrt_1_z2, sqrt_s0,
-            )  # fmt: skip
+            geometry_h = _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0)
+            a1, a2, a3, a4, f0 = _coefficients(
+                geometry_h0, qj0, False, qup, quc, qdp, ql, dt, dx, n, ncc, s0, sqrt_s0
+            )
             qmc_lower = a1 * qup + a2 * quc + a3 * qdp + a4
-            c1, c2, c3, c4, f1 = _evaluate(
-                h, qmc_lower, True, qup, quc, qdp, ql, dt, dx, bw, twcc, n, ncc, s0, z, bfd,
-                sqrt_1_z2, sqrt_s0,
-            )  # fmt: skip
+            c1, c2, c3, c4, f1 = _coefficients(
+                geometry_h, qmc_lower, True, qup, quc, qdp, ql, dt, dx, n, ncc, s0, sqrt_s0
+            )
+            geometry_h0 = geometry_h
             qj0 = f0
             if f0 - f1 != ZERO:
                 h1 = h - (f1 * (h0 - h)) / (f0 - f1)

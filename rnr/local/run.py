@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "DEDUPE_KEY_PREFIX": f"rnr:local:{run_id}:",
         "NWS_API_URL": f"http://127.0.0.1:{replay_port}",
         "NWPS_API_URL": f"http://127.0.0.1:{replay_port}/nwps/v1",
+        # The replay fixtures' forecasts were issued in 2025: keep them in the table.
+        "POSTPROC_MAX_FORECAST_AGE_HOURS": "87600",
         "PYTHONUNBUFFERED": "1",
     }
     stack = Stack(env)
@@ -210,7 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  producer: {json.dumps(produced)}", flush=True)
 
         say("5/6", f"waiting for the worker to process {produced['published']} products")
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_REGION"],
+            # The emulator's credentials, not whatever the developer's shell holds.
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
         deadline = time.monotonic() + args.timeout
         records: list[str] = []
         while time.monotonic() < deadline:
@@ -230,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{ports['worker']}/metrics").read()
         autoscaled = http_json("POST", f"http://127.0.0.1:{ports['autoscaler']}/invoke")
+        postprocessed = http_json("POST", f"http://127.0.0.1:{ports['postproc']}/invoke")
 
         say("6/6", "summary")
         text = metrics.decode()
@@ -242,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             "gauges": gauge_outcomes(s3, env["OUTPUT_BUCKET"], records),
             "routed_forecasts": sorted(forecasts),
             "autoscaler": autoscaled,
+            "postproc": postprocessed,
             "logs": str(LOG_DIR.resolve()),
         }
         print(json.dumps(summary, indent=2), flush=True)

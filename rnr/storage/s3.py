@@ -6,6 +6,8 @@ worker's retry policy never has to understand botocore exceptions.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,12 +25,26 @@ class StorageRejected(PermanentError):
     """S3 refused the request for a reason a retry cannot fix (no bucket, no access)."""
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _translate(exc: Exception, action: str) -> Exception:
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = _code(exc)
         if code in _PERMANENT_CODES:
             return StorageRejected(f"{action}: {code}")
     return StorageUnavailable(f"{action}: {exc}")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: enough to tell whether it changed since it was last seen."""
+
+    key: str
+    etag: str
+    last_modified: dt.datetime
+    size: int
 
 
 class ObjectStore:
@@ -53,12 +69,29 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"get s3://{bucket}/{key}") from exc
 
-    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
+    async def get_bytes_if_exists(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` where there is no such key (a first run)."""
+        try:
+            return await self.get_bytes(bucket, key)
+        except StorageRejected as exc:
+            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) == "NoSuchKey":
+                return None
+            raise
+
+    async def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        objects: list[ObjectInfo] = []
         try:
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(item["Key"] for item in page.get("Contents", []))
+                objects.extend(
+                    ObjectInfo(
+                        key=item["Key"],
+                        etag=item["ETag"].strip('"'),
+                        last_modified=item["LastModified"],
+                        size=item["Size"],
+                    )
+                    for item in page.get("Contents", [])
+                )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
-        return keys
+        return objects

@@ -1,30 +1,21 @@
 """Worker configuration (see the README's configuration table)."""
 
-from pathlib import Path
-
 from pydantic import Field
 
 from rnr.core.settings import (
-    AwsSettings,
     BrokerSettings,
     CommonSettings,
+    HydrofabricSettings,
     OutputSettings,
     UpstreamSettings,
 )
 
 
-class HydrofabricSettings(AwsSettings):
-    input_bucket: str = Field(min_length=3)
-    # A .gpkg key, or a prefix holding one <layer>.parquet object per layer.
-    hydrofabric_location: str = Field(min_length=1)
-    hydrofabric_cache_dir: Path = Path("/tmp/rnr-hydrofabric")
-    # The reference takes the -ml layer where it exists (RNR_SPEC section 3).
-    flowpath_attributes_layer: str = "flowpath-attributes-ml"
-
-
 class WorkerSettings(
     CommonSettings, BrokerSettings, HydrofabricSettings, OutputSettings, UpstreamSettings
 ):
+    # The reference takes the -ml layer where it exists (RNR_SPEC section 3).
+    flowpath_attributes_layer: str = "flowpath-attributes-ml"
     worker_prefetch: int = Field(8, ge=1, le=1000)
     worker_gauge_concurrency: int = Field(4, ge=1, le=64)
     # Fargate sends SIGKILL 30 s after SIGTERM by default (the task's stopTimeout):

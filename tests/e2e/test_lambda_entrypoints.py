@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -10,10 +12,12 @@ import sys
 from collections.abc import Iterator
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO_ROOT, Replay
 from tests.support.broker import BrokerFixture
+from tests.support.forecasts import forecast_file
 from tests.support.lambda_runtime import FakeRuntime, FakeRuntimeServer
 
 INVOKE_TIMEOUT = 60
@@ -122,12 +126,23 @@ def test_autoscaler_entry_point_reports_queue_depth(
     assert outcome.body["dead_letter_ready"] == 0
 
 
-def test_postproc_entry_point_inventories_outputs(bucket: str, moto_endpoint: str) -> None:
+def test_postproc_entry_point_writes_the_table(
+    bucket: str, moto_endpoint: str, sample_hydrofabric: str
+) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    s3.put_object(Bucket=bucket, Key="replace_and_route/gauges/x.json", Body=b"{}")
-    env = {"OUTPUT_BUCKET": bucket, "AWS_ENDPOINT_URL": moto_endpoint}
+    t0 = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    key, data = forecast_file("PRLL1", t0=t0)
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    env = {
+        "OUTPUT_BUCKET": bucket,
+        "INPUT_BUCKET": bucket,
+        "HYDROFABRIC_LOCATION": sample_hydrofabric,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }
     with lambda_process("services.postproc.handler.handler", env) as runtime:
         runtime.invoke({})
         outcome = runtime.outcome(INVOKE_TIMEOUT)
     assert outcome.ok, outcome.body
-    assert outcome.body["outputs"] == 1
+    assert (outcome.body["processed"], outcome.body["written"]) == (1, True)
+    latest = s3.get_object(Bucket=bucket, Key=outcome.body["latest_key"])["Body"].read()
+    assert pq.read_table(io.BytesIO(latest)).num_rows == outcome.body["table_rows"] > 0

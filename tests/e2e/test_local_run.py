@@ -34,6 +34,11 @@ def test_local_run_moves_every_product_through_every_stage(tmp_path, rabbitmq_ur
     assert summary["gauges"]["skipped: no_reach_id"] == 1
     assert summary["worker"]["dead_lettered"] == 0
     assert summary["autoscaler"]["ready"] == 0
+    # Every routed forecast file becomes rows of the inherited-forecast table.
+    postproc = summary["postproc"]
+    assert postproc["processed"] == len(summary["routed_forecasts"])
+    assert postproc["quarantined"] == 0 and postproc["written"] is True
+    assert postproc["table_rows"] > 0
 
 
 def test_local_run_says_how_to_start_what_is_not_running(tmp_path):

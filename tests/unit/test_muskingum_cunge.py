@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnr.hydro._mc_compiled import _evaluate
+from rnr.hydro._mc_compiled import _coefficients, _geometry
 from rnr.hydro.muskingum_cunge import ChannelParameters, route
 
 DT = 300.0
@@ -85,10 +85,13 @@ def test_flood_peak_attenuates_and_lags_downstream() -> None:
 @pytest.mark.parametrize("upper", [False, True])
 def test_coefficients_respect_the_muskingum_bounds(depth_m: float, upper: bool) -> None:
     f32 = np.float32
-    c1, c2, c3, _, _ = _evaluate(
-        f32(depth_m), f32(0.0), upper, f32(100.0), f32(100.0), f32(90.0), f32(5.0),
-        f32(DT), f32(500.0), f32(20.0), f32(120.0), f32(0.04), f32(0.08), f32(0.001),
+    geometry = _geometry(
+        f32(depth_m), f32(DT), f32(500.0), f32(20.0), f32(120.0), f32(0.04), f32(0.08),
         f32(2.0), f32(10.0), f32(np.sqrt(5.0)), f32(np.sqrt(0.001)),
+    )  # fmt: skip
+    c1, c2, c3, _, _ = _coefficients(
+        geometry, f32(0.0), upper, f32(100.0), f32(100.0), f32(90.0), f32(5.0),
+        f32(DT), f32(500.0), f32(0.04), f32(0.08), f32(0.001), f32(np.sqrt(0.001)),
     )  # fmt: skip
     # C1 + C2 + C3 == 1 is the Muskingum identity; K >= dt with X <= 0.5 keeps C3 >= 0.
     assert c1 + c2 + c3 == pytest.approx(1.0, rel=1e-5)

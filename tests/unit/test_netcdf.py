@@ -23,13 +23,13 @@ from hypothesis.extra import numpy as hnp
 
 from rnr.hydro.muskingum_cunge import RoutingResult
 from rnr.hydro_io.netcdf import (
-    ForecastAttributes,
     hourly_steps,
     output_file_name,
     output_key,
     read_forecast_netcdf,
     write_forecast_netcdf,
 )
+from tests.support.forecasts import HPDT2_ATTRIBUTES
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 5, 5, 21, 0, tzinfo=UTC)
@@ -46,17 +46,7 @@ RNR_GLOBALS = [
     "product_id",
     "flowpath_attributes_layer",
 ]
-ATTRIBUTES = ForecastAttributes(
-    rfc_location="HPDT2",
-    rfc_reach_id="3121538",
-    max_status="moderate",
-    stream_order=6,
-    name="Brazos River near Hempstead",
-    state="TX",
-    issuance_time=dt.datetime(2025, 5, 5, 20, 31, 15, tzinfo=UTC),
-    product_id="a1b2c3d4-HMLFWD",
-    flowpath_attributes_layer="flowpath-attributes-ml",
-)
+ATTRIBUTES = HPDT2_ATTRIBUTES
 
 
 def ramp_result(steps: int, segments: int) -> RoutingResult:

@@ -314,7 +314,11 @@ MINIMAL_ENV = {
         "HYDROFABRIC_LOCATION": "hydrofabric/conus.gpkg",
     },
     AutoscalerSettings: {"RABBITMQ_URL": URL},
-    PostprocSettings: {"OUTPUT_BUCKET": "bucket"},
+    PostprocSettings: {
+        "OUTPUT_BUCKET": "bucket",
+        "INPUT_BUCKET": "input",
+        "HYDROFABRIC_LOCATION": "hydrofabric/parquet",
+    },
 }
 
 
@@ -393,3 +397,18 @@ def test_service_defaults() -> None:
     assert ProducerSettings.model_fields["producer_concurrency"].default == 16
     assert WorkerSettings.model_fields["worker_prefetch"].default == 8
     assert WorkerSettings.model_fields["worker_drain_seconds"].default == 25.0
+
+
+@pytest.mark.parametrize(
+    ("output_prefix", "postproc_prefix"),
+    [("replace_and_route", "replace_and_route/tables"), ("out", "out"), ("", "postprocess")],
+)
+def test_postproc_prefix_must_not_overlap_the_outputs(
+    monkeypatch: pytest.MonkeyPatch, output_prefix: str, postproc_prefix: str
+) -> None:
+    for name, value in MINIMAL_ENV[PostprocSettings].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OUTPUT_PREFIX", output_prefix)
+    monkeypatch.setenv("POSTPROC_PREFIX", postproc_prefix)
+    with pytest.raises(ConfigurationError, match="must not contain one another"):
+        load_settings(PostprocSettings)
