@@ -77,9 +77,11 @@ locals {
     AUTOSCALER_TARGET_PER_TASK = var.settings.autoscaler_target_per_task
   }
 
-  # The post-processor's table (issue 3).
   env_postproc = {
-    POSTPROC_PREFIX = var.settings.postproc_prefix
+    POSTPROC_PREFIX                 = var.settings.postproc_prefix
+    POSTPROC_MAX_OBJECTS_PER_RUN    = var.settings.postproc_max_objects_per_run
+    POSTPROC_CONCURRENCY            = var.settings.postproc_concurrency
+    POSTPROC_MAX_FORECAST_AGE_HOURS = var.settings.postproc_max_forecast_age_hours
   }
 
   environment = {

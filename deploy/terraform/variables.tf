@@ -255,6 +255,9 @@ variable "settings" {
     flowpath_attributes_layer        = optional(string, "flowpath-attributes-ml")
     output_prefix                    = optional(string, "replace_and_route")
     postproc_prefix                  = optional(string, "postprocess")
+    postproc_max_objects_per_run     = optional(number, 500)
+    postproc_concurrency             = optional(number, 8)
+    postproc_max_forecast_age_hours  = optional(number, 48)
     worker_prefetch                  = optional(number, 8)
     worker_gauge_concurrency         = optional(number, 4)
     worker_drain_seconds             = optional(number, 25)
@@ -304,6 +307,16 @@ variable "settings" {
   validation {
     condition     = contains(["direct", "metric", "dry-run"], var.settings.autoscaler_mode) && var.settings.autoscaler_min_tasks >= 0 && var.settings.autoscaler_max_tasks >= var.settings.autoscaler_min_tasks && var.settings.autoscaler_target_per_task >= 1
     error_message = "settings.autoscaler_mode must be direct, metric or dry-run, with 0 <= autoscaler_min_tasks <= autoscaler_max_tasks and autoscaler_target_per_task >= 1."
+  }
+
+  validation {
+    condition     = var.settings.postproc_max_objects_per_run >= 1 && var.settings.postproc_max_objects_per_run <= 100000 && var.settings.postproc_concurrency >= 1 && var.settings.postproc_concurrency <= 64 && var.settings.postproc_max_forecast_age_hours > 0
+    error_message = "settings.postproc_max_objects_per_run must be 1-100000, postproc_concurrency 1-64 and postproc_max_forecast_age_hours > 0."
+  }
+
+  validation {
+    condition     = !startswith("${trim(var.settings.output_prefix, "/")}/", "${trim(var.settings.postproc_prefix, "/")}/") && !startswith("${trim(var.settings.postproc_prefix, "/")}/", "${trim(var.settings.output_prefix, "/")}/")
+    error_message = "settings.output_prefix and settings.postproc_prefix must not contain one another (POSTPROC_PREFIX holds quarantined .nc files)."
   }
 
   validation {

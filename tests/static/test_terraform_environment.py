@@ -37,9 +37,8 @@ LAMBDA_RESERVED = re.compile(
 )
 
 # Set in Terraform for settings being added in parallel (the autoscaler's policy, issue
-# 4; the post-processor's table, issue 3). Once a service reads one of these it is
-# checked like any other; the lead reconciles the names with the settings at merge and
-# then empties this table.
+# 4). Once a service reads one of these it is checked like any other; the lead
+# reconciles the names with the settings at merge and then empties this table.
 AWAITING_SETTINGS = {
     "autoscaler": {
         "REDIS_URL",
@@ -51,12 +50,7 @@ AWAITING_SETTINGS = {
         "AUTOSCALER_MAX_TASKS",
         "AUTOSCALER_TARGET_PER_TASK",
     },
-    "postproc": {
-        "INPUT_BUCKET",
-        "HYDROFABRIC_LOCATION",
-        "HYDROFABRIC_CACHE_DIR",
-        "POSTPROC_PREFIX",
-    },
+    "postproc": set(),
     "worker": set(),
     "producer": set(),
 }
