@@ -59,22 +59,28 @@ locals {
     WORKER_PREFETCH           = var.settings.worker_prefetch
     WORKER_GAUGE_CONCURRENCY  = var.settings.worker_gauge_concurrency
     WORKER_DRAIN_SECONDS      = var.settings.worker_drain_seconds
+    # ECS_AGENT_URI, which the worker also reads, is injected by the ECS agent.
+    WORKER_SCALE_IN_PROTECTION_MINUTES = var.settings.worker_scale_in_protection_minutes
   }
 
   env_producer = {
     PRODUCER_CONCURRENCY = var.settings.producer_concurrency
   }
 
-  # The autoscaler's policy and target (issue 4).
+  # The autoscaler's target and policy; its REDIS_URL keeps the policy's window.
   env_autoscaler = {
-    REDIS_URL                  = module.cache.redis_url
-    RABBITMQ_MANAGEMENT_URL    = module.messaging.management_url
-    ECS_CLUSTER                = local.cluster_name
-    ECS_SERVICE                = local.worker_service_name
-    AUTOSCALER_MODE            = var.settings.autoscaler_mode
-    AUTOSCALER_MIN_TASKS       = var.settings.autoscaler_min_tasks
-    AUTOSCALER_MAX_TASKS       = var.settings.autoscaler_max_tasks
-    AUTOSCALER_TARGET_PER_TASK = var.settings.autoscaler_target_per_task
+    RABBITMQ_MANAGEMENT_URL          = module.messaging.management_url
+    ECS_CLUSTER                      = local.cluster_name
+    ECS_SERVICE                      = local.worker_service_name
+    AUTOSCALER_MODE                  = var.settings.autoscaler_mode
+    AUTOSCALER_MIN_TASKS             = var.settings.autoscaler_min_tasks
+    AUTOSCALER_MAX_TASKS             = var.settings.autoscaler_max_tasks
+    AUTOSCALER_TARGET_PER_TASK       = var.settings.autoscaler_target_per_task
+    AUTOSCALER_ACTIVATION_THRESHOLD  = var.settings.autoscaler_activation_threshold
+    AUTOSCALER_STABILIZATION_SECONDS = var.settings.autoscaler_stabilization_seconds
+    AUTOSCALER_SCALE_IN_STEP         = var.settings.autoscaler_scale_in_step
+    AUTOSCALER_METRIC_NAMESPACE      = local.metric_namespace
+    AUTOSCALER_STATE_KEY_PREFIX      = var.settings.autoscaler_state_key_prefix
   }
 
   env_postproc = {
@@ -87,7 +93,7 @@ locals {
   environment = {
     worker     = merge(local.env_common, local.env_region, local.env_broker, local.env_hydrofabric, local.env_output, local.env_upstream, local.env_worker)
     producer   = merge(local.env_common, local.env_broker, local.env_dedupe, local.env_upstream, local.env_producer)
-    autoscaler = merge(local.env_common, local.env_broker, local.env_autoscaler)
+    autoscaler = merge(local.env_common, local.env_broker, local.env_dedupe, local.env_autoscaler)
     postproc   = merge(local.env_common, local.env_hydrofabric, local.env_output, local.env_postproc)
   }
 }

@@ -16,6 +16,10 @@
 locals {
   name = "${var.app}-${var.environment}"
 
+  # Where the pipeline's own metrics go (EMF lines, the autoscaler's); the autoscaler's
+  # role may publish to this namespace only.
+  metric_namespace = "rnr-pipeline"
+
   cluster_name           = local.name
   worker_service_name    = "${local.name}-worker"
   worker_log_group_name  = "/ecs/${local.name}/worker"
@@ -100,6 +104,7 @@ module "iam" {
   worker_log_group_name    = local.worker_log_group_name
   function_names           = local.function_names
   dead_letter_queue_name   = local.dead_letter_queue_name
+  metric_namespace         = local.metric_namespace
   ecr_repository_names     = module.registry.repository_names
   managed_secret_arns      = [module.messaging.secret_arn, module.cache.auth_token_secret_arn]
   github_repository        = var.github_repository
@@ -211,6 +216,7 @@ module "observability" {
 
   name                                 = local.name
   alarm_emails                         = var.alarm_emails
+  metric_namespace                     = local.metric_namespace
   kms_key_arn                          = aws_kms_key.this.arn
   function_names                       = module.functions.function_names
   producer_period_seconds              = var.alarms.producer_period_seconds

@@ -234,37 +234,42 @@ variable "functions" {
 variable "settings" {
   description = "Values of the services' environment variables (the README's configuration table); the defaults are the services' own."
   type = object({
-    log_level                        = optional(string, "INFO")
-    rabbitmq_exchange                = optional(string, "rnr")
-    rabbitmq_queue                   = optional(string, "rnr.products")
-    rabbitmq_queue_type              = optional(string, "auto")
-    rabbitmq_publish_timeout_seconds = optional(number, 10)
-    retry_delays_seconds             = optional(list(number), [5, 30, 120, 600])
-    max_attempts                     = optional(number, 5)
-    dedupe_ttl_seconds               = optional(number, 604800)
-    dedupe_claim_seconds             = optional(number, 300)
-    dedupe_key_prefix                = optional(string, "rnr:product:")
-    producer_concurrency             = optional(number, 16)
-    nws_api_url                      = optional(string, "https://api.weather.gov")
-    nwps_api_url                     = optional(string, "https://api.water.noaa.gov/nwps/v1")
-    http_user_agent                  = optional(string, "rnr-pipeline (https://github.com/rnr-pipeline/rnr-pipeline)")
-    http_timeout_seconds             = optional(number, 10)
-    http_retries                     = optional(number, 3)
-    http_backoff_seconds             = optional(number, 0.5)
-    hydrofabric_cache_dir            = optional(string, "/tmp/rnr-hydrofabric")
-    flowpath_attributes_layer        = optional(string, "flowpath-attributes-ml")
-    output_prefix                    = optional(string, "replace_and_route")
-    postproc_prefix                  = optional(string, "postprocess")
-    postproc_max_objects_per_run     = optional(number, 500)
-    postproc_concurrency             = optional(number, 8)
-    postproc_max_forecast_age_hours  = optional(number, 48)
-    worker_prefetch                  = optional(number, 8)
-    worker_gauge_concurrency         = optional(number, 4)
-    worker_drain_seconds             = optional(number, 25)
-    autoscaler_mode                  = optional(string, "direct")
-    autoscaler_min_tasks             = optional(number, 0)
-    autoscaler_max_tasks             = optional(number, 4)
-    autoscaler_target_per_task       = optional(number, 20)
+    log_level                          = optional(string, "INFO")
+    rabbitmq_exchange                  = optional(string, "rnr")
+    rabbitmq_queue                     = optional(string, "rnr.products")
+    rabbitmq_queue_type                = optional(string, "auto")
+    rabbitmq_publish_timeout_seconds   = optional(number, 10)
+    retry_delays_seconds               = optional(list(number), [5, 30, 120, 600])
+    max_attempts                       = optional(number, 5)
+    dedupe_ttl_seconds                 = optional(number, 604800)
+    dedupe_claim_seconds               = optional(number, 300)
+    dedupe_key_prefix                  = optional(string, "rnr:product:")
+    producer_concurrency               = optional(number, 16)
+    nws_api_url                        = optional(string, "https://api.weather.gov")
+    nwps_api_url                       = optional(string, "https://api.water.noaa.gov/nwps/v1")
+    http_user_agent                    = optional(string, "rnr-pipeline (https://github.com/rnr-pipeline/rnr-pipeline)")
+    http_timeout_seconds               = optional(number, 10)
+    http_retries                       = optional(number, 3)
+    http_backoff_seconds               = optional(number, 0.5)
+    hydrofabric_cache_dir              = optional(string, "/tmp/rnr-hydrofabric")
+    flowpath_attributes_layer          = optional(string, "flowpath-attributes-ml")
+    output_prefix                      = optional(string, "replace_and_route")
+    postproc_prefix                    = optional(string, "postprocess")
+    postproc_max_objects_per_run       = optional(number, 500)
+    postproc_concurrency               = optional(number, 8)
+    postproc_max_forecast_age_hours    = optional(number, 48)
+    worker_prefetch                    = optional(number, 8)
+    worker_gauge_concurrency           = optional(number, 4)
+    worker_drain_seconds               = optional(number, 25)
+    worker_scale_in_protection_minutes = optional(number, 10)
+    autoscaler_mode                    = optional(string, "direct")
+    autoscaler_min_tasks               = optional(number, 0)
+    autoscaler_max_tasks               = optional(number, 10)
+    autoscaler_target_per_task         = optional(number, 25)
+    autoscaler_activation_threshold    = optional(number, 1)
+    autoscaler_stabilization_seconds   = optional(number, 300)
+    autoscaler_scale_in_step           = optional(number, 2)
+    autoscaler_state_key_prefix        = optional(string, "rnr:autoscaler:")
   })
   default  = {}
   nullable = false
@@ -290,8 +295,8 @@ variable "settings" {
   }
 
   validation {
-    condition     = var.settings.worker_prefetch >= 1 && var.settings.worker_prefetch <= 1000 && var.settings.worker_gauge_concurrency >= 1 && var.settings.worker_gauge_concurrency <= 64 && var.settings.worker_drain_seconds >= 0 && var.settings.worker_drain_seconds <= 115
-    error_message = "settings.worker_prefetch must be 1-1000, worker_gauge_concurrency 1-64 and worker_drain_seconds 0-115."
+    condition     = var.settings.worker_prefetch >= 1 && var.settings.worker_prefetch <= 1000 && var.settings.worker_gauge_concurrency >= 1 && var.settings.worker_gauge_concurrency <= 64 && var.settings.worker_drain_seconds >= 0 && var.settings.worker_drain_seconds <= 115 && var.settings.worker_scale_in_protection_minutes >= 1 && var.settings.worker_scale_in_protection_minutes <= 2880
+    error_message = "settings.worker_prefetch must be 1-1000, worker_gauge_concurrency 1-64, worker_drain_seconds 0-115 and worker_scale_in_protection_minutes 1-2880."
   }
 
   validation {
@@ -305,8 +310,8 @@ variable "settings" {
   }
 
   validation {
-    condition     = contains(["direct", "metric", "dry-run"], var.settings.autoscaler_mode) && var.settings.autoscaler_min_tasks >= 0 && var.settings.autoscaler_max_tasks >= var.settings.autoscaler_min_tasks && var.settings.autoscaler_target_per_task >= 1
-    error_message = "settings.autoscaler_mode must be direct, metric or dry-run, with 0 <= autoscaler_min_tasks <= autoscaler_max_tasks and autoscaler_target_per_task >= 1."
+    condition     = contains(["direct", "metric", "dry-run"], var.settings.autoscaler_mode) && var.settings.autoscaler_min_tasks >= 0 && var.settings.autoscaler_max_tasks >= max(1, var.settings.autoscaler_min_tasks) && var.settings.autoscaler_max_tasks <= 1000 && var.settings.autoscaler_target_per_task >= 1 && var.settings.autoscaler_activation_threshold >= 1 && var.settings.autoscaler_stabilization_seconds >= 0 && var.settings.autoscaler_stabilization_seconds <= 3600 && var.settings.autoscaler_scale_in_step >= 1
+    error_message = "settings.autoscaler_mode must be direct, metric or dry-run; 0 <= autoscaler_min_tasks <= autoscaler_max_tasks (1-1000); autoscaler_target_per_task, activation_threshold and scale_in_step >= 1; stabilization_seconds 0-3600."
   }
 
   validation {

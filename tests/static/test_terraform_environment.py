@@ -28,6 +28,11 @@ LAMBDAS = ("producer", "autoscaler", "postproc")
 NOT_SET_IN_AWS = {
     "RABBITMQ_URL": "local credentials; in AWS RABBITMQ_ENDPOINT with RABBITMQ_SECRET_ARN",
     "AWS_ENDPOINT_URL": "an emulator (LocalStack, moto); unset in AWS",
+    "ECS_AGENT_URI": "injected by the ECS agent into every task's containers",
+}
+# Terraform defaults that differ from a service's own on purpose.
+DELIBERATE_DEFAULTS = {
+    "autoscaler_mode": "the service defaults to dry-run (the local stack); in AWS it acts",
 }
 # Reserved by the Lambda runtime, which sets them itself (Lambda rejects them).
 LAMBDA_RESERVED = re.compile(
@@ -42,6 +47,9 @@ LAMBDA_RESERVED = re.compile(
 AWAITING_SETTINGS = {
     "autoscaler": {
         "REDIS_URL",
+        "DEDUPE_TTL_SECONDS",
+        "DEDUPE_CLAIM_SECONDS",
+        "DEDUPE_KEY_PREFIX",
         "RABBITMQ_MANAGEMENT_URL",
         "ECS_CLUSTER",
         "ECS_SERVICE",
@@ -49,9 +57,14 @@ AWAITING_SETTINGS = {
         "AUTOSCALER_MIN_TASKS",
         "AUTOSCALER_MAX_TASKS",
         "AUTOSCALER_TARGET_PER_TASK",
+        "AUTOSCALER_ACTIVATION_THRESHOLD",
+        "AUTOSCALER_STABILIZATION_SECONDS",
+        "AUTOSCALER_SCALE_IN_STEP",
+        "AUTOSCALER_METRIC_NAMESPACE",
+        "AUTOSCALER_STATE_KEY_PREFIX",
     },
+    "worker": {"WORKER_SCALE_IN_PROTECTION_MINUTES"},
     "postproc": set(),
-    "worker": set(),
     "producer": set(),
 }
 
@@ -178,6 +191,8 @@ def test_terraform_setting_defaults_are_the_services_own() -> None:
         for settings_cls in settings_of(service):
             for field_name, info in settings_cls.model_fields.items():
                 if field_name not in defaults or info.is_required():
+                    continue
+                if field_name in DELIBERATE_DEFAULTS:
                     continue
                 # Our default, read as the service would read it, equals the service's.
                 ours = TypeAdapter(info.annotation).validate_python(defaults[field_name])

@@ -147,7 +147,6 @@ def test_only_the_listed_aws_managed_policies_are_attached() -> None:
 def test_star_resources_only_for_actions_without_resource_level_permissions() -> None:
     allowed = {
         frozenset({"ecr:GetAuthorizationToken"}),
-        frozenset({"ecs:ListTasks"}),
         frozenset({"cloudwatch:PutMetricData"}),
     }
     for role, statements in role_statements().items():
@@ -156,10 +155,14 @@ def test_star_resources_only_for_actions_without_resource_level_permissions() ->
                 assert frozenset(statement["actions"]) in allowed, (role, statement)
 
 
-def test_the_metric_and_task_listing_stars_are_narrowed_by_conditions() -> None:
+def test_metrics_may_be_published_to_the_pipeline_namespace_only() -> None:
     autoscaler = {s["sid"]: s for s in role_statements()["autoscaler"]}
-    assert autoscaler["PublishPipelineMetrics"]["condition"]["variable"] == "cloudwatch:namespace"
-    assert autoscaler["ListWorkerTasks"]["condition"]["variable"] == "ecs:cluster"
+    condition = autoscaler["PublishPipelineMetrics"]["condition"]
+    assert condition["variable"] == "cloudwatch:namespace"
+    assert condition["values"] == ["${var.metric_namespace}"]
+    modules = named(TERRAFORM, "module")
+    assert modules["iam"]["metric_namespace"] == "${local.metric_namespace}"
+    assert modules["observability"]["metric_namespace"] == "${local.metric_namespace}"
 
 
 def test_s3_access_is_limited_to_the_bucket_and_the_prefixes_each_role_needs() -> None:

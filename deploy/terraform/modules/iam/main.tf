@@ -19,7 +19,6 @@ locals {
   input_arn   = "arn:${local.partition}:s3:::${var.input_bucket_name}"
   output_arn  = "arn:${local.partition}:s3:::${var.output_bucket_name}"
 
-  cluster_arn       = "arn:${local.partition}:ecs:${local.region}:${local.account}:cluster/${var.cluster_name}"
   worker_service    = "arn:${local.partition}:ecs:${local.region}:${local.account}:service/${var.cluster_name}/${var.worker_service_name}"
   cluster_tasks     = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
   dead_letter_queue = "arn:${local.partition}:sqs:${local.region}:${local.account}:${var.dead_letter_queue_name}"
@@ -64,8 +63,6 @@ locals {
       local.use_stack_key,
       local.send_dead_letters,
       { sid = "ScaleTheWorkerService", actions = ["ecs:DescribeServices", "ecs:UpdateService"], resources = [local.worker_service] },
-      { sid = "SeeWhichWorkersAreBusy", actions = ["ecs:GetTaskProtection"], resources = [local.cluster_tasks] },
-      { sid = "ListWorkerTasks", actions = ["ecs:ListTasks"], resources = ["*"], condition = { test = "ArnEquals", variable = "ecs:cluster", values = [local.cluster_arn] } },
       { sid = "PublishPipelineMetrics", actions = ["cloudwatch:PutMetricData"], resources = ["*"], condition = { test = "StringEquals", variable = "cloudwatch:namespace", values = [var.metric_namespace] } },
     ]
     postproc = [local.use_stack_key, local.send_dead_letters, local.use_bucket_keys]
