@@ -8,10 +8,12 @@
   activation threshold): waiting costs latency on every queued message.
 * **Scale in slowly:** only to the largest recommendation of the last
   ``stabilization_seconds`` (the Kubernetes HPA's rule), by at most ``scale_in_step``
-  tasks per run, and never below the tasks that hold unacknowledged messages. A dip in
-  depth between two bursts therefore costs nothing, and a constant depth settles on one
-  count and stays there (the recommendation depends on the depth alone, not on how many
-  tasks run, so there is no feedback loop to oscillate).
+  tasks per run, and never below the tasks that hold unacknowledged messages. Each run
+  remembers max(recommended, busy tasks): a service that just keeps up with a steady
+  stream has a small backlog but busy tasks, and without this it would scale in under
+  its load, fall behind and scale out again, once per window (the simulator showed it).
+  A dip in depth between two bursts costs nothing, and a constant depth settles on one
+  count and stays there.
 * **Hold during a deployment:** ECS is replacing tasks; counts are in flux.
 * **Unknown means hold:** without the window's history (state store down) or without
   the number of busy tasks (the AMQP fallback cannot see unacknowledged messages) the
@@ -39,7 +41,6 @@ class Rule(enum.StrEnum):
     SCALE_OUT = "scale_out"
     STEADY = "steady"
     STABILIZING = "scale_in_stabilizing"
-    HELD_BUSY = "scale_in_held_busy_tasks"
     HELD_UNKNOWN = "scale_in_held_unknown"
     SCALE_IN = "scale_in"
     CLAMPED = "clamped_to_bounds"
@@ -126,7 +127,11 @@ def decide(
     # watched from its start; without one (a fresh state store) nothing scales in yet.
     witness = [r for r in earlier if r.at_s <= window_start][-1:]
     in_window = [r for r in earlier if r.at_s > window_start]
-    now = Recommendation(observation.now_s, recommended)
+    # What this run saw in use counts too: tasks busy now were needed now, even when
+    # the backlog is small because they keep up with it. Remembered over the window,
+    # this keeps a service that is just keeping up from scaling in under its load.
+    in_use = min(max(recommended, observation.busy_tasks or 0), config.max_tasks)
+    now = Recommendation(observation.now_s, in_use)
     kept = (*witness, *in_window, now)
     stabilized: int | None = None
     if history is not None:
@@ -154,7 +159,6 @@ def _rule_and_count(
         return Rule.HELD_UNKNOWN, current
     if stabilized >= current:
         return Rule.STABILIZING, current
-    stepped = max(stabilized, current - config.scale_in_step)
-    if observation.busy_tasks >= current:
-        return Rule.HELD_BUSY, current
-    return Rule.SCALE_IN, max(stepped, observation.busy_tasks)
+    # The window already holds this run's busy tasks; the floor is stated for clarity.
+    stepped = max(stabilized, current - config.scale_in_step, observation.busy_tasks)
+    return Rule.SCALE_IN, stepped

@@ -17,7 +17,7 @@ class AutoscalerSettings(CommonSettings, BrokerSettings, AwsSettings, RedisSetti
     rabbitmq_management_url: str | None = None
     autoscaler_min_tasks: int = Field(0, ge=0, le=1000)
     autoscaler_max_tasks: int = Field(10, ge=1, le=1000)
-    autoscaler_target_per_task: int = Field(50, ge=1)
+    autoscaler_target_per_task: int = Field(25, ge=1)
     autoscaler_activation_threshold: int = Field(1, ge=1)
     autoscaler_stabilization_seconds: int = Field(300, ge=0, le=3600)
     autoscaler_scale_in_step: int = Field(2, ge=1)

@@ -110,11 +110,11 @@ CASES = [
         3,
     ),
     (
-        "every task busy: hold",
+        "every task busy: the window remembers them, hold",
         {},
         seen(unacked=4, current=4, busy=4),
         past((0, 400)),
-        Rule.HELD_BUSY,
+        Rule.STABILIZING,
         4,
     ),
     ("busy tasks unknown: hold", {}, seen(ready=0, current=3, busy=None), [], Rule.HELD_UNKNOWN, 3),
@@ -178,6 +178,14 @@ def test_policy_cases(
     decision = decide(replace(CONFIG, **changes), observation, history)
     assert (decision.rule, decision.desired) == (rule, desired)
     assert decision.current == observation.current
+
+
+def test_busy_tasks_seen_in_the_window_keep_the_count() -> None:
+    # A steady stream: little backlog, but two tasks were busy three minutes ago.
+    history = past((2, 400), (2, 180), (1, 120), (1, 60))
+    decision = decide(CONFIG, seen(ready=2, unacked=1, current=2, busy=1), history)
+    assert (decision.rule, decision.desired, decision.stabilized) == (Rule.STABILIZING, 2, 2)
+    assert decision.history[-1] == Recommendation(NOW, 1)
 
 
 def test_a_fresh_state_store_holds_scale_in_for_one_window() -> None:

@@ -422,7 +422,7 @@ def test_autoscaler_defaults_only_log() -> None:
     settings = AutoscalerSettings(rabbitmq_url=URL)
     assert settings.autoscaler_mode == "dry-run"
     policy = settings.policy()
-    assert (policy.min_tasks, policy.max_tasks, policy.target_per_task) == (0, 10, 50)
+    assert (policy.min_tasks, policy.max_tasks, policy.target_per_task) == (0, 10, 25)
     assert (policy.activation_threshold, policy.stabilization_seconds) == (1, 300)
     assert policy.scale_in_step == 2
 
