@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/postproc.py
+	$(BIN)/python bench/autoscale_sim.py
 
 fixtures: $(STAMP)
 	$(BIN)/python -m rnr.replay.make_fixtures
