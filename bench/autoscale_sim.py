@@ -73,16 +73,9 @@ DRAIN_S = 4 * 3600.0
 
 
 def production_policy() -> PolicyConfig:
-    """The autoscaler's defaults, read from its settings class so the two never drift."""
-    fields = AutoscalerSettings.model_fields
-    return PolicyConfig(
-        min_tasks=fields["autoscaler_min_tasks"].default,
-        max_tasks=fields["autoscaler_max_tasks"].default,
-        target_per_task=fields["autoscaler_target_per_task"].default,
-        activation_threshold=fields["autoscaler_activation_threshold"].default,
-        stabilization_seconds=fields["autoscaler_stabilization_seconds"].default,
-        scale_in_step=fields["autoscaler_scale_in_step"].default,
-    )
+    """The autoscaler's defaults, from its settings class (no environment read), so the
+    simulation and the service never drift apart."""
+    return AutoscalerSettings.model_construct().policy()
 
 
 # ----------------------------------------------------------------------------- workload
