@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/postproc.py
+	$(BIN)/python bench/autoscale_sim.py
 
 fixtures: $(STAMP)
 	$(BIN)/python -m rnr.replay.make_fixtures

@@ -58,7 +58,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 HANDLERS = {
     "services.producer.handler": "pydantic_settings, prometheus_client, aio_pika, "
     "redis.asyncio, aiohttp",
-    "services.autoscaler.handler": "pydantic_settings, prometheus_client, aio_pika",
+    "services.autoscaler.handler": "pydantic_settings, prometheus_client, aio_pika, "
+    "redis.asyncio, aiohttp",
     "services.postproc.handler": "pydantic_settings, prometheus_client",
 }
 

@@ -35,6 +35,7 @@ from rnr.upstream.nwps import NwpsClient
 from rnr.upstream.nws import NwsClient
 from services.worker.processing import ReplaceAndRouteProcessor
 from services.worker.settings import WorkerSettings
+from services.worker.task_protection import TaskProtection
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ class WorkerRuntime:
         self._stack = contextlib.AsyncExitStack()
         self._starting: asyncio.Task[None] | None = None
         self.network: NetworkIndex | None = None
+        self.protection = TaskProtection(
+            settings.ecs_agent_uri,
+            expires_minutes=settings.worker_scale_in_protection_minutes,
+            registry=registry,
+        )
 
     async def hydrofabric_readiness(self) -> None:
         if self.network is None:
@@ -108,7 +114,7 @@ class WorkerRuntime:
             self._index, location, settings.flowpath_attributes_layer
         )
         await asyncio.to_thread(warm_up)
-        self._processor = ReplaceAndRouteProcessor(
+        processor = ReplaceAndRouteProcessor(
             nws=NwsClient(self._http, str(settings.nws_api_url)),
             nwps=NwpsClient(self._http, str(settings.nwps_api_url)),
             network=self.network,
@@ -118,6 +124,7 @@ class WorkerRuntime:
             gauge_concurrency=settings.worker_gauge_concurrency,
             registry=self.registry,
         )
+        self._processor = self.protection.guard(processor)
         logger.info(
             "hydrofabric loaded",
             extra={
@@ -170,6 +177,7 @@ class WorkerRuntime:
                 await self._starting
         if self.consumer is not None:
             await self.consumer.stop(self.settings.worker_drain_seconds)
+        await self.protection.close()
         await self._stack.aclose()
         logger.info("worker stopped")
 

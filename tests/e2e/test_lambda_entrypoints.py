@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO_ROOT, Replay
-from tests.support.broker import BrokerFixture
+from tests.support.broker import BrokerFixture, broker_secret
 from tests.support.forecasts import forecast_file
 from tests.support.lambda_runtime import FakeRuntime, FakeRuntimeServer
 
@@ -77,11 +76,7 @@ def test_producer_entry_point_publishes_then_dedupes_on_a_warm_start(
 def test_producer_entry_point_reads_broker_credentials_from_secrets_manager(
     producer_env: dict[str, str], moto_endpoint: str, unique: str, replay: Replay
 ) -> None:
-    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
-    arn = secrets.create_secret(
-        Name=f"rnr/test/{unique}",
-        SecretString=json.dumps({"username": "guest", "password": "guest"}),
-    )["ARN"]
+    arn = broker_secret(moto_endpoint, f"rnr/test/{unique}")
     env = {k: v for k, v in producer_env.items() if k != "RABBITMQ_URL"}
     env |= {"RABBITMQ_ENDPOINT": "amqp://127.0.0.1:5672", "RABBITMQ_SECRET_ARN": arn}
     with lambda_process("services.producer.handler.handler", env) as runtime:
@@ -113,17 +108,28 @@ def test_missing_configuration_is_an_error_naming_the_variable(producer_env) -> 
     assert "RABBITMQ_URL" in outcome.body["errorMessage"]
 
 
-def test_autoscaler_entry_point_reports_queue_depth(
-    broker: BrokerFixture, moto_endpoint: str
+def test_autoscaler_entry_point_returns_its_decision(
+    broker: BrokerFixture, moto_endpoint: str, redis_url: str, unique: str
 ) -> None:
-    env = {**broker.env(), "AWS_ENDPOINT_URL": moto_endpoint}
+    env = {
+        **broker.env(),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "REDIS_URL": redis_url,
+        "AUTOSCALER_STATE_KEY_PREFIX": f"rnr:test:{unique}:autoscaler:",
+        "AUTOSCALER_MODE": "dry-run",
+    }
     with lambda_process("services.autoscaler.handler.handler", env) as runtime:
         runtime.invoke({})
         outcome = runtime.outcome(INVOKE_TIMEOUT)
     assert outcome.ok, outcome.body
     assert outcome.body["queue"] == broker.queue
-    assert outcome.body["ready"] == 0
-    assert outcome.body["dead_letter_ready"] == 0
+    assert (outcome.body["ready"], outcome.body["dead_letter_ready"]) == (0, 0)
+    assert (outcome.body["rule"], outcome.body["old_count"], outcome.body["new_count"]) == (
+        "steady",
+        0,
+        0,
+    )
+    assert outcome.body["depth_source"] in {"management_api", "amqp_passive_declare"}
 
 
 def test_postproc_entry_point_writes_the_table(

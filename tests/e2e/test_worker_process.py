@@ -19,6 +19,7 @@ from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import declare_topology
 from tests.conftest import Replay
 from tests.support.broker import BrokerFixture
+from tests.support.ecs_agent import fake_ecs_agent
 from tests.support.messages import product_message
 from tests.support.processes import (
     REPO_ROOT,
@@ -235,6 +236,26 @@ def test_sigterm_requeues_work_that_outlasts_the_drain_time(
     assert time.monotonic() - started < 15
     assert outputs(s3, bucket) == {}
     wait_until(lambda: queue_depth(broker, broker.queue) == 1, timeout=10, what="requeued")
+
+
+def test_worker_holds_scale_in_protection_only_while_a_message_is_in_flight(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    with fake_ecs_agent() as agent:
+        worker = worker_busy_with_slow_message(
+            services,
+            service_env,
+            tmp_path,
+            replay,
+            broker,
+            delay_seconds=3,
+            ECS_AGENT_URI=agent.uri,
+        )
+        assert agent.calls == [{"ProtectionEnabled": True, "ExpiresInMinutes": 10}]
+        assert worker.metric("rnr_worker_scale_in_protected") == 1
+        wait_until(lambda: len(outputs(s3, bucket)) == 1, timeout=30, what="the output")
+        wait_until(lambda: agent.states == [True, False], timeout=15, what="the release")
+        assert worker.metric("rnr_worker_scale_in_protected") == 0
 
 
 def rabbitmqctl(*args: str) -> None:

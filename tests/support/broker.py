@@ -55,3 +55,14 @@ class BrokerFixture:
                 await message.ack()
                 messages.append(message)
         return messages
+
+
+def broker_secret(moto_endpoint: str, name: str) -> str:
+    """A Secrets Manager secret holding the local broker's credentials; returns its ARN."""
+    import json
+
+    import boto3
+
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
+    payload = json.dumps({"username": "guest", "password": "guest"})
+    return secrets.create_secret(Name=name, SecretString=payload)["ARN"]

@@ -465,6 +465,12 @@ def test_the_scheduler_invokes_the_three_functions_on_their_periods() -> None:
         assert target.name in services()
 
 
+def test_the_local_autoscaler_decides_but_never_acts() -> None:
+    env = environment(services()["autoscaler"])
+    assert env["AUTOSCALER_MODE"] == "dry-run"
+    assert "ECS_CLUSTER" not in env and "ECS_SERVICE" not in env
+
+
 def test_bootstrap_gets_its_buckets_and_the_broker_secret() -> None:
     env = environment(services()["bootstrap"])
     assert env["AWS_ENDPOINT_URL"] == "http://localstack:4566"

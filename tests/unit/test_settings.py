@@ -380,6 +380,10 @@ def test_service_settings_keep_the_mixin_validators(monkeypatch: pytest.MonkeyPa
         (ProducerSettings, "PRODUCER_CONCURRENCY", "1", "257"),
         (WorkerSettings, "WORKER_PREFETCH", "1000", "0"),
         (WorkerSettings, "WORKER_DRAIN_SECONDS", "0", "116"),
+        (AutoscalerSettings, "AUTOSCALER_TARGET_PER_TASK", "1", "0"),
+        (AutoscalerSettings, "AUTOSCALER_ACTIVATION_THRESHOLD", "1", "0"),
+        (AutoscalerSettings, "AUTOSCALER_SCALE_IN_STEP", "1", "0"),
+        (AutoscalerSettings, "AUTOSCALER_STABILIZATION_SECONDS", "0", "3601"),
     ],
 )
 def test_service_specific_bounds(
@@ -412,3 +416,31 @@ def test_postproc_prefix_must_not_overlap_the_outputs(
     monkeypatch.setenv("POSTPROC_PREFIX", postproc_prefix)
     with pytest.raises(ConfigurationError, match="must not contain one another"):
         load_settings(PostprocSettings)
+
+
+def test_autoscaler_defaults_only_log() -> None:
+    settings = AutoscalerSettings(rabbitmq_url=URL)
+    assert settings.autoscaler_mode == "dry-run"
+    policy = settings.policy()
+    assert (policy.min_tasks, policy.max_tasks, policy.target_per_task) == (0, 10, 25)
+    assert (policy.activation_threshold, policy.stabilization_seconds) == (1, 300)
+    assert policy.scale_in_step == 2
+
+
+@pytest.mark.parametrize("mode", ["direct", "metric"])
+def test_autoscaler_modes_that_act_need_the_ecs_service(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", URL)
+    monkeypatch.setenv("AUTOSCALER_MODE", mode)
+    assert "needs ECS_CLUSTER and ECS_SERVICE" in config_error(AutoscalerSettings)
+    monkeypatch.setenv("ECS_CLUSTER", "rnr")
+    monkeypatch.setenv("ECS_SERVICE", "worker")
+    assert load_settings(AutoscalerSettings).autoscaler_mode == mode
+
+
+def test_autoscaler_min_above_max_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", URL)
+    monkeypatch.setenv("AUTOSCALER_MIN_TASKS", "5")
+    monkeypatch.setenv("AUTOSCALER_MAX_TASKS", "4")
+    assert "AUTOSCALER_MIN_TASKS" in config_error(AutoscalerSettings)
