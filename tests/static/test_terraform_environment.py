@@ -41,33 +41,6 @@ LAMBDA_RESERVED = re.compile(
     r"|LAMBDA_RUNTIME_DIR|AWS_XRAY_.*|AWS_CONTAINER_.*"
 )
 
-# Set in Terraform for settings being added in parallel (the autoscaler's policy, issue
-# 4). Once a service reads one of these it is checked like any other; the lead
-# reconciles the names with the settings at merge and then empties this table.
-AWAITING_SETTINGS = {
-    "autoscaler": {
-        "REDIS_URL",
-        "DEDUPE_TTL_SECONDS",
-        "DEDUPE_CLAIM_SECONDS",
-        "DEDUPE_KEY_PREFIX",
-        "RABBITMQ_MANAGEMENT_URL",
-        "ECS_CLUSTER",
-        "ECS_SERVICE",
-        "AUTOSCALER_MODE",
-        "AUTOSCALER_MIN_TASKS",
-        "AUTOSCALER_MAX_TASKS",
-        "AUTOSCALER_TARGET_PER_TASK",
-        "AUTOSCALER_ACTIVATION_THRESHOLD",
-        "AUTOSCALER_STABILIZATION_SECONDS",
-        "AUTOSCALER_SCALE_IN_STEP",
-        "AUTOSCALER_METRIC_NAMESPACE",
-        "AUTOSCALER_STATE_KEY_PREFIX",
-    },
-    "worker": {"WORKER_SCALE_IN_PROTECTION_MINUTES"},
-    "postproc": set(),
-    "producer": set(),
-}
-
 # Compose-only: credentials for LocalStack, which AWS roles replace.
 COMPOSE_ONLY = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
@@ -122,7 +95,7 @@ def test_every_variable_the_service_reads_is_set_in_terraform(service: str) -> N
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_terraform_sets_nothing_the_service_does_not_read(service: str) -> None:
-    extra = terraform_environment()[service] - read_by(service) - AWAITING_SETTINGS[service]
+    extra = terraform_environment()[service] - read_by(service)
     assert not extra, f"deploy/terraform sets {sorted(extra)} for {service}, which reads none"
 
 
@@ -135,9 +108,8 @@ def test_lambda_environments_hold_no_reserved_variable(service: str) -> None:
 def test_every_name_terraform_sets_is_in_the_configuration_table() -> None:
     table = readme_table_names()
     assert len(table) > 20, "the README configuration table was not found"
-    awaiting = set().union(*AWAITING_SETTINGS.values())
     for service, names in terraform_environment().items():
-        unknown = names - table - awaiting
+        unknown = names - table
         assert not unknown, f"{service}: {sorted(unknown)} are not in the README's table"
 
 

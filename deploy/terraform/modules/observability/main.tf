@@ -153,7 +153,7 @@ locals {
   widgets = [
     {
       title   = "Work queue (autoscaler)"
-      metrics = [[var.metric_namespace, "QueueReady", "service", "autoscaler"], [var.metric_namespace, "DeadLetterReady", "service", "autoscaler"], [var.metric_namespace, "OldestMessageAgeSeconds", "service", "autoscaler", { yAxis = "right" }]]
+      metrics = [for name in ["QueueReady", "QueueUnacked", "DeadLetterReady", "BacklogPerTask", "OldestMessageAgeSeconds"] : [var.metric_namespace, name, "service", "autoscaler"]]
     },
     {
       title   = "Producer products"
