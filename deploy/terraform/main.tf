@@ -149,6 +149,14 @@ module "compute" {
   kms_key_arn           = aws_kms_key.this.arn
   tags                  = var.tags
 
+  # In `metric` mode Application Auto Scaling tracks the autoscaler's BacklogPerTask.
+  target_tracking = var.settings.autoscaler_mode != "metric" ? null : {
+    metric_namespace = local.metric_namespace
+    target_value     = var.settings.autoscaler_target_per_task
+    min_tasks        = var.settings.autoscaler_min_tasks
+    max_tasks        = var.settings.autoscaler_max_tasks
+  }
+
   capacity = {
     fargate_base   = var.worker.fargate_base
     fargate_weight = var.worker.fargate_weight

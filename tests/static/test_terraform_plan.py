@@ -88,7 +88,7 @@ def test_terraform_test_applies_the_example_against_mocked_providers(
     initialised: Path, example: str
 ) -> None:
     result = run(initialised, "test", f"-var-file={EXAMPLES / example}")
-    assert "3 passed, 0 failed" in result.stdout, result.stdout
+    assert "4 passed, 0 failed" in result.stdout, result.stdout
 
 
 def test_terraform_test_fails_a_broken_configuration(initialised: Path) -> None:

@@ -91,8 +91,26 @@ run "the_example_deploys" {
   }
 
   assert {
+    condition     = var.settings.autoscaler_mode != "direct" || module.compute.scaling_policy_name == null
+    error_message = "In direct mode the autoscaler alone sets the worker count."
+  }
+
+  assert {
     condition     = length(module.observability.alarm_names) == 5
     error_message = "Five alarms: failed invocations, dead-lettered products, worker errors, producer not succeeding, oldest message age."
+  }
+}
+
+run "metric_mode_tracks_the_backlog_per_task" {
+  command = plan
+
+  variables {
+    settings = { autoscaler_mode = "metric", autoscaler_min_tasks = 1, autoscaler_max_tasks = 6 }
+  }
+
+  assert {
+    condition     = module.compute.scaling_policy_name == "${var.app}-${var.environment}-worker-backlog-per-task"
+    error_message = "In metric mode Application Auto Scaling tracks BacklogPerTask."
   }
 }
 

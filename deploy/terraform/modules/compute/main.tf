@@ -146,3 +146,50 @@ resource "aws_ecs_service" "worker" {
 
   tags = var.tags
 }
+
+# `metric` mode: the autoscaler publishes BacklogPerTask (dimensions ClusterName,
+# ServiceName) and Application Auto Scaling tracks it. In `direct` mode there is none of
+# this: the autoscaler sets the desired count itself.
+resource "aws_appautoscaling_target" "worker" {
+  count = var.target_tracking == null ? 0 : 1
+
+  service_namespace  = "ecs"
+  scalable_dimension = "ecs:service:DesiredCount"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.worker.name}"
+  min_capacity       = var.target_tracking.min_tasks
+  max_capacity       = var.target_tracking.max_tasks
+
+  tags = var.tags
+}
+
+resource "aws_appautoscaling_policy" "backlog_per_task" {
+  count = var.target_tracking == null ? 0 : 1
+
+  name               = "${var.service_name}-backlog-per-task"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.worker[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.worker[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.worker[0].resource_id
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.target_tracking.target_value
+    scale_out_cooldown = 60
+    scale_in_cooldown  = 300
+
+    customized_metric_specification {
+      namespace   = var.target_tracking.metric_namespace
+      metric_name = "BacklogPerTask"
+      statistic   = "Average"
+
+      dimensions {
+        name  = "ClusterName"
+        value = aws_ecs_cluster.this.name
+      }
+
+      dimensions {
+        name  = "ServiceName"
+        value = aws_ecs_service.worker.name
+      }
+    }
+  }
+}

@@ -22,3 +22,8 @@ output "log_group_name" {
   description = "Log group of the worker containers."
   value       = aws_cloudwatch_log_group.worker.name
 }
+
+output "scaling_policy_name" {
+  description = "Target-tracking policy on BacklogPerTask (metric mode), or null (direct mode: the autoscaler sets the count)."
+  value       = try(aws_appautoscaling_policy.backlog_per_task[0].name, null)
+}

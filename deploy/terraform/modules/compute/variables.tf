@@ -202,6 +202,22 @@ variable "kms_key_arn" {
   nullable    = false
 }
 
+variable "target_tracking" {
+  description = "Application Auto Scaling on the autoscaler's BacklogPerTask metric (its `metric` mode): null leaves the count to the autoscaler (`direct` mode)."
+  type = object({
+    metric_namespace = string
+    target_value     = number
+    min_tasks        = number
+    max_tasks        = number
+  })
+  default = null
+
+  validation {
+    condition     = var.target_tracking == null || try(var.target_tracking.target_value > 0 && var.target_tracking.min_tasks >= 0 && var.target_tracking.max_tasks >= max(1, var.target_tracking.min_tasks), false)
+    error_message = "target_tracking needs target_value > 0 and 0 <= min_tasks <= max_tasks (max_tasks >= 1)."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)
