@@ -53,3 +53,23 @@ class StabilizationStore:
             await self._client.set(self._key, payload, ex=self._ttl_seconds)
         except (RedisError, OSError) as exc:
             logger.warning("cannot store the scaling history", extra={"reason": repr(exc)})
+
+    async def ready_since(self, ready: int, now_s: float) -> float | None:
+        """Seconds since the work queue was last seen with no ready message (0 when it
+        has none now); None when Redis cannot tell.
+
+        Quorum queues do not report their head message's age, so this stands in for
+        the oldest message's age: a ready message cannot have waited longer than the
+        queue has held one, except one requeued by a crashed worker.
+        """
+        key = f"{self._key}:ready-since"
+        try:
+            if ready == 0:
+                await self._client.delete(key)
+                return 0.0
+            await self._client.set(key, repr(now_s), nx=True, ex=self._ttl_seconds)
+            since = await self._client.get(key)
+        except (RedisError, OSError) as exc:
+            logger.warning("cannot track the queue's waiting time", extra={"reason": repr(exc)})
+            return None
+        return max(0.0, now_s - float(since)) if since is not None else 0.0

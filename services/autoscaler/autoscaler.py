@@ -62,6 +62,12 @@ class AutoscalerMetrics:
             "(ready + unacked) / max(running, 1) at the last run",
             registry=registry,
         )
+        self.oldest_age = Gauge(
+            "rnr_autoscaler_oldest_message_age_seconds",
+            "Seconds since the work queue last had no ready message (an upper estimate of "
+            "the oldest message's age)",
+            registry=registry,
+        )
         self.decisions = Counter(
             "rnr_autoscaler_decisions_total",
             "Runs, by the rule that decided",
@@ -206,6 +212,8 @@ def publish_metrics(metrics: AutoscalerMetrics, record: Mapping[str, Any]) -> No
     metrics.tasks.labels("desired_after").set(record["new_count"])
     metrics.tasks.labels("running").set(record["running"])
     metrics.backlog_per_task.set(record["backlog_per_task"])
+    if record["oldest_message_age_seconds"] is not None:
+        metrics.oldest_age.set(record["oldest_message_age_seconds"])
     metrics.decisions.labels(record["rule"]).inc()
     scaled = record["action"] in {"set_desired_count", "dry_run"}
     if scaled:
@@ -220,6 +228,12 @@ def publish_metrics(metrics: AutoscalerMetrics, record: Mapping[str, Any]) -> No
             "RunningTasks": record["running"],
             "BacklogPerTask": record["backlog_per_task"],
             "ScalingActions": int(scaled),
+            # No datapoint when Redis could not tell: the alarm treats that as missing.
+            **(
+                {"OldestMessageAgeSeconds": record["oldest_message_age_seconds"]}
+                if record["oldest_message_age_seconds"] is not None
+                else {}
+            ),
         },
     )
 
@@ -238,8 +252,10 @@ async def run(state: AutoscalerState, event: Mapping[str, Any]) -> dict[str, Any
     )
     decision = decide(state.settings.policy(), observation, history)
     await state.store.save(decision.history)
+    waiting_s = await state.store.ready_since(reading.work.ready, observation.now_s)
     action = await act(state, decision, backlog_per_task(reading.work.messages, counts.running))
     record = decision_record(state, decision, reading, counts, tasks_source, action)
+    record["oldest_message_age_seconds"] = waiting_s
     logger.info("autoscaling decision", extra=record)
     publish_metrics(state.metrics, record)
     return record

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from rnr.autoscaling.cloudwatch import METRIC_NAME, put_backlog_per_task
 from rnr.autoscaling.ecs import ServiceCounts, describe_service, service_counts, set_desired_count
+from rnr.autoscaling.state import StabilizationStore
 from rnr.core.errors import ConfigurationError
 from rnr.core.settings import AwsSettings, load_settings
 from rnr.messaging.topology import declare_topology
@@ -205,6 +206,7 @@ async def test_direct_mode_scales_from_zero_then_holds_across_cold_starts(
     await fill(broker, 120)
     first = await invoke(monkeypatch, env)
     assert first["rule"] == "activate_from_zero"
+    assert first["oldest_message_age_seconds"] == 0.0  # first seen waiting just now
     assert (first["old_count"], first["new_count"], first["action"]) == (0, 3, "set_desired_count")
     assert first["backlog"] == 120 and first["tasks_source"] == "ecs"
     assert first["depth_source"] in {"management_api", "amqp_passive_declare"}
@@ -218,7 +220,29 @@ async def test_direct_mode_scales_from_zero_then_holds_across_cold_starts(
     key = f"rnr:test:{unique}:autoscaler:{ecs_service.cluster}/{ecs_service.service}"
     stored = json.loads(await redis_client.get(key))
     assert [tasks for _, tasks in stored][-2:] == [3, 0]
+    assert second["oldest_message_age_seconds"] == 0.0  # the queue is empty now
     await redis_client.delete(key)
+
+
+async def test_waiting_time_counts_from_the_first_run_that_saw_ready_messages(
+    redis_client: redis.Redis, unique: str
+) -> None:
+    store = StabilizationStore(redis_client, f"rnr:test:{unique}:autoscaler:q", ttl_seconds=600)
+    assert await store.ready_since(5, now_s=1000.0) == 0.0
+    assert await store.ready_since(9, now_s=1060.0) == 60.0
+    assert await store.ready_since(1, now_s=1120.0) == 120.0
+    assert await store.ready_since(0, now_s=1180.0) == 0.0  # drained: the clock resets
+    assert await store.ready_since(3, now_s=1240.0) == 0.0
+    assert await store.ready_since(3, now_s=1270.0) == 30.0
+
+
+async def test_waiting_time_is_unknown_when_redis_is_unreachable() -> None:
+    client = redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    store = StabilizationStore(client, "rnr:test:unreachable", ttl_seconds=600)
+    try:
+        assert await store.ready_since(5, now_s=1000.0) is None
+    finally:
+        await client.aclose()
 
 
 async def test_metric_mode_publishes_backlog_per_task_without_touching_the_service(
