@@ -25,13 +25,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 
-from rnr.hydro.muskingum_cunge import RoutingResult
+if TYPE_CHECKING:  # the post-processor reads files without the routing stack (numba)
+    from rnr.hydro.muskingum_cunge import RoutingResult
 
 # The HDF5 library under netCDF4 is not thread-safe, and the worker writes from
 # threads: concurrent writers deadlock. One lock for the process serialises them.
