@@ -44,7 +44,9 @@ locals {
     { role = "ecs_task", sid = "WorkerWriteOutputs", actions = ["s3:PutObject"], resources = ["${local.output_arn}/${local.outputs}/*"], prefixes = [] },
     { role = "postproc", sid = "PostprocListHydrofabric", actions = ["s3:ListBucket"], resources = [local.input_arn], prefixes = [local.hydrofabric, "${local.hydrofabric}/*"] },
     { role = "postproc", sid = "PostprocReadHydrofabric", actions = ["s3:GetObject"], resources = ["${local.input_arn}/${local.hydrofabric}", "${local.input_arn}/${local.hydrofabric}/*"], prefixes = [] },
-    # The readiness check's HeadBucket carries no prefix, so this listing is bucket-wide.
+    # Bucket-wide on purpose: without an unconditioned s3:ListBucket, S3 answers a GET
+    # or HEAD of a missing key with 403 instead of 404, and the post-processor's first
+    # run (no checkpoint, no table, no flowpath lookup yet) must see "not there".
     { role = "postproc", sid = "PostprocListOutputs", actions = ["s3:ListBucket"], resources = [local.output_arn], prefixes = [] },
     { role = "postproc", sid = "PostprocReadOutputs", actions = ["s3:GetObject"], resources = ["${local.output_arn}/${local.outputs}/*"], prefixes = [] },
     { role = "postproc", sid = "PostprocWriteTable", actions = ["s3:GetObject", "s3:PutObject"], resources = ["${local.output_arn}/${local.postproc}/*"], prefixes = [] },
