@@ -210,14 +210,14 @@ variable "worker_secrets" {
 # ------------------------------------------------------------------------- functions
 
 variable "functions" {
-  description = "Schedules (EventBridge Scheduler expressions), memory, timeouts and the producer's reserved concurrency (the autoscaler and the post-processor always have 1)."
+  description = "Schedules (EventBridge Scheduler expressions), memory, timeouts and the producer's reserved concurrency (the autoscaler and the post-processor always have 1). The post-processor's 3008 MB covers building its flowpath lookup from a national layer (about twice the geometry column, once per hydrofabric version)."
   type = object({
     producer_schedule             = optional(string, "rate(1 minute)")
     autoscaler_schedule           = optional(string, "rate(1 minute)")
     postproc_schedule             = optional(string, "rate(5 minutes)")
     producer_memory_mb            = optional(number, 512)
     autoscaler_memory_mb          = optional(number, 256)
-    postproc_memory_mb            = optional(number, 1024)
+    postproc_memory_mb            = optional(number, 3008)
     producer_timeout_seconds      = optional(number, 120)
     autoscaler_timeout_seconds    = optional(number, 60)
     postproc_timeout_seconds      = optional(number, 300)
