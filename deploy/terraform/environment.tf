@@ -63,8 +63,12 @@ locals {
     WORKER_SCALE_IN_PROTECTION_MINUTES = var.settings.worker_scale_in_protection_minutes
   }
 
+  # The producer wakes the autoscaler after a run that published (an asynchronous
+  # invoke; the iam module allows it on that one function). The name is known before
+  # the function exists, so no module waits on another.
   env_producer = {
-    PRODUCER_CONCURRENCY = var.settings.producer_concurrency
+    PRODUCER_CONCURRENCY     = var.settings.producer_concurrency
+    AUTOSCALER_FUNCTION_NAME = local.function_names["autoscaler"]
   }
 
   # The autoscaler's target and policy; its REDIS_URL keeps the policy's window.

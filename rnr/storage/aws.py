@@ -24,7 +24,9 @@ class AwsClients:
         self._session: Any = None
         self._config: Any = None
 
-    def client(self, service: str) -> AbstractAsyncContextManager[Any]:
+    def client(self, service: str, **config: Any) -> AbstractAsyncContextManager[Any]:
+        """A client of ``service``; ``config`` (botocore ``Config`` options) overrides the
+        shared retries and timeouts for a call that must give up sooner."""
         if self._session is None:
             import aioboto3
             from botocore.config import Config
@@ -37,6 +39,11 @@ class AwsClients:
                 connect_timeout=5,
                 read_timeout=30,
             )
+        client_config = self._config
+        if config:
+            from botocore.config import Config
+
+            client_config = self._config.merge(Config(**config))
         return self._session.client(
-            service, endpoint_url=self._settings.aws_endpoint_url, config=self._config
+            service, endpoint_url=self._settings.aws_endpoint_url, config=client_config
         )

@@ -8,6 +8,12 @@
 
 Without ECS_CLUSTER/ECS_SERVICE (the local stack, dry-run only) the task counts are the
 work queue's consumers: each local worker is one "task".
+
+Runs come from the schedule (every minute) and, between them, from the producer's wake
+after a run that published (``rnr.autoscaling.wake``). Both run the same code; the record
+says which (``trigger``). They never overlap: the function's reserved concurrency is 1,
+so an invoke arriving during a run is throttled, and Lambda retries a throttled
+asynchronous event by itself (within the event's maximum age), which costs one more run.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from rnr.autoscaling.depth import DepthReading, QueueDepthReader, management_url
 from rnr.autoscaling.ecs import ServiceCounts, describe_service, set_desired_count
 from rnr.autoscaling.policy import Decision, Observation, Rule, decide
 from rnr.autoscaling.state import StabilizationStore
+from rnr.autoscaling.wake import trigger_of
 from rnr.core.metrics import emit_emf
 from rnr.core.readiness import ReadinessCheck
 from rnr.messaging.connection import connect
@@ -256,6 +263,7 @@ async def run(state: AutoscalerState, event: Mapping[str, Any]) -> dict[str, Any
     action = await act(state, decision, backlog_per_task(reading.work.messages, counts.running))
     record = decision_record(state, decision, reading, counts, tasks_source, action)
     record["oldest_message_age_seconds"] = waiting_s
+    record["trigger"] = trigger_of(event)
     logger.info("autoscaling decision", extra=record)
     publish_metrics(state.metrics, record)
     return record

@@ -9,6 +9,10 @@ For each listed product, oldest first, with at most ``PRODUCER_CONCURRENCY`` in 
 A failed publish leaves the product unseen, so the next run picks it up. Any failure
 makes the whole run fail (Lambda error, non-zero exit) after the other products were
 tried, so an operator hears about it and nothing waits behind one bad product.
+
+After a run that published, the producer wakes the autoscaler (``AUTOSCALER_FUNCTION_NAME``,
+``rnr.autoscaling.wake``) so that a service at zero tasks starts one now rather than at
+the autoscaler's next scheduled run. A wake that fails only costs that wait.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from rnr.autoscaling.wake import wake_autoscaler
 from rnr.core.errors import RnrError
 from rnr.core.logging import log_context
 from rnr.core.metrics import emit_emf
@@ -68,10 +73,17 @@ class ProducerMetrics:
         self.run_seconds = Histogram(
             "rnr_producer_run_seconds", "Duration of a producer run", registry=registry
         )
+        self.wakes = Counter(
+            "rnr_producer_autoscaler_wakes_total",
+            "Asynchronous invokes of the autoscaler after a run that published, by result",
+            ["result"],
+            registry=registry,
+        )
         for outcome in OUTCOMES:
             self.products.labels(outcome)
         for result in ("ok", "failed"):
             self.runs.labels(result)
+            self.wakes.labels(result)
 
 
 @dataclass
@@ -218,14 +230,27 @@ class ProducerState:
     settings: ProducerSettings
     metrics: ProducerMetrics
     secrets: SecretCache
+    aws: AwsClients
 
 
 def setup(settings: ProducerSettings, registry: CollectorRegistry) -> ProducerState:
+    # One AwsClients for the secret and the wake: the SDK loads once, on first use.
+    aws = AwsClients(settings)
     return ProducerState(
-        settings=settings,
-        metrics=ProducerMetrics(registry),
-        secrets=SecretCache(AwsClients(settings)),
+        settings=settings, metrics=ProducerMetrics(registry), secrets=SecretCache(aws), aws=aws
     )
+
+
+async def wake(state: ProducerState, published: int) -> bool | None:
+    """Wake the autoscaler after a run that published: True if Lambda took the event,
+    False if the invoke failed, None if there was nothing to wake for or no function is
+    configured (the local stack)."""
+    function_name = state.settings.autoscaler_function_name
+    if not published or function_name is None:
+        return None
+    woken = await wake_autoscaler(state.aws, function_name, published)
+    state.metrics.wakes.labels("ok" if woken else "failed").inc()
+    return woken
 
 
 async def run(state: ProducerState, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,13 +297,15 @@ async def run(state: ProducerState, event: Mapping[str, Any]) -> dict[str, Any]:
             except Exception:
                 state.metrics.runs.labels("failed").inc()
                 raise
+        # Also after a run that failed part-way: what it did publish is waiting.
+        woken = await wake(state, summary.published)
     counts = summary.counts()
-    emit_emf("producer", counts)
+    emit_emf("producer", {**counts, "autoscaler_wake_failed": int(woken is False)})
     if summary.failed:
         state.metrics.runs.labels("failed").inc()
         raise ProducerRunFailed(counts)
     state.metrics.runs.labels("ok").inc()
-    return counts
+    return {**counts, "autoscaler_woken": woken is True}
 
 
 def checks(state: ProducerState) -> dict[str, ReadinessCheck]:

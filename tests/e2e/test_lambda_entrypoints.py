@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
+from rnr.autoscaling.wake import wake_payload
 from tests.conftest import REPO_ROOT, Replay
 from tests.support.broker import BrokerFixture, broker_secret
 from tests.support.forecasts import forecast_file
+from tests.support.lambda_invoke import Invocation, fake_lambda
 from tests.support.lambda_runtime import FakeRuntime, FakeRuntimeServer
 
 INVOKE_TIMEOUT = 60
@@ -73,6 +76,29 @@ def test_producer_entry_point_publishes_then_dedupes_on_a_warm_start(
     assert second.body["published"] == 0
 
 
+def test_producer_entry_point_wakes_the_autoscaler_after_a_run_that_published(
+    producer_env: dict[str, str], replay: Replay
+) -> None:
+    listed = len(replay.listing())
+    with fake_lambda() as lambda_api:
+        env = {
+            **producer_env,
+            "AWS_ENDPOINT_URL": lambda_api.endpoint,
+            "AUTOSCALER_FUNCTION_NAME": "rnr-test-autoscaler",
+        }
+        with lambda_process("services.producer.handler.handler", env) as runtime:
+            runtime.invoke({"source": "aws.scheduler"})
+            first = runtime.outcome(INVOKE_TIMEOUT)
+            runtime.invoke({"source": "aws.scheduler"})
+            second = runtime.outcome(INVOKE_TIMEOUT)
+    assert first.ok and second.ok, (first.body, second.body)
+    assert (first.body["published"], first.body["autoscaler_woken"]) == (listed, True)
+    assert (second.body["published"], second.body["autoscaler_woken"]) == (0, False)
+    assert lambda_api.calls == [
+        Invocation("rnr-test-autoscaler", "Event", {"source": "producer", "published": listed})
+    ]
+
+
 def test_producer_entry_point_reads_broker_credentials_from_secrets_manager(
     producer_env: dict[str, str], moto_endpoint: str, unique: str, replay: Replay
 ) -> None:
@@ -121,7 +147,11 @@ def test_autoscaler_entry_point_returns_its_decision(
     with lambda_process("services.autoscaler.handler.handler", env) as runtime:
         runtime.invoke({})
         outcome = runtime.outcome(INVOKE_TIMEOUT)
+        runtime.invoke(json.loads(wake_payload(3)))  # the very event the producer sends
+        woken = runtime.outcome(INVOKE_TIMEOUT)
     assert outcome.ok, outcome.body
+    assert woken.ok, woken.body
+    assert (outcome.body["trigger"], woken.body["trigger"]) == ("schedule", "producer")
     assert outcome.body["queue"] == broker.queue
     assert (outcome.body["ready"], outcome.body["dead_letter_ready"]) == (0, 0)
     assert (outcome.body["rule"], outcome.body["old_count"], outcome.body["new_count"]) == (

@@ -173,13 +173,30 @@ def autoscaler_env(
     }
 
 
-async def invoke(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, object]:
+def direct_env(
+    broker: BrokerFixture, redis_url: str, unique: str, ecs_service: EcsService
+) -> dict[str, str]:
+    """The autoscaler in ``direct`` mode on the test's ECS service."""
+    return autoscaler_env(
+        broker,
+        redis_url,
+        unique,
+        ecs_service.endpoint,
+        AUTOSCALER_MODE="direct",
+        ECS_CLUSTER=ecs_service.cluster,
+        ECS_SERVICE=ecs_service.service,
+    )
+
+
+async def invoke(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], event: dict[str, object] | None = None
+) -> dict[str, object]:
     """One run on a fresh state object: what a Lambda cold start does."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     state = autoscaler.setup(load_settings(AutoscalerSettings), CollectorRegistry())
     try:
-        return await autoscaler.run(state, {})
+        return await autoscaler.run(state, event or {})
     finally:
         if state.session is not None:
             await state.session.close()
@@ -194,15 +211,7 @@ async def test_direct_mode_scales_from_zero_then_holds_across_cold_starts(
     monkeypatch: pytest.MonkeyPatch,
     redis_client: redis.Redis,
 ) -> None:
-    env = autoscaler_env(
-        broker,
-        redis_url,
-        unique,
-        moto_endpoint,
-        AUTOSCALER_MODE="direct",
-        ECS_CLUSTER=ecs_service.cluster,
-        ECS_SERVICE=ecs_service.service,
-    )
+    env = direct_env(broker, redis_url, unique, ecs_service)
     await fill(broker, 120)
     first = await invoke(monkeypatch, env)
     assert first["rule"] == "activate_from_zero"
@@ -326,3 +335,32 @@ async def test_http_mode_serves_the_decision_as_prometheus_metrics(
     assert 'rnr_autoscaler_decisions_total{rule="activate_from_zero"} 1.0' in text
     assert 'rnr_autoscaler_tasks{kind="desired_after"} 1.0' in text
     assert 'rnr_autoscaler_scaling_actions_total{direction="out"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("event", "trigger"),
+    [
+        ({"source": "producer", "published": 12}, "producer"),
+        ({"source": "eventbridge-scheduler", "schedule": "rnr-dev-autoscaler"}, "schedule"),
+        ({}, "schedule"),  # the local scheduler's POST /invoke
+    ],
+)
+async def test_a_wake_runs_the_same_decision_and_the_record_names_its_trigger(
+    broker: BrokerFixture,
+    redis_url: str,
+    unique: str,
+    ecs_service: EcsService,
+    monkeypatch: pytest.MonkeyPatch,
+    event: dict[str, object],
+    trigger: str,
+) -> None:
+    env = direct_env(broker, redis_url, unique, ecs_service)
+    await fill(broker, 12)
+    record = await invoke(monkeypatch, env, event)
+    assert record["trigger"] == trigger
+    assert (record["rule"], record["old_count"], record["new_count"]) == (
+        "activate_from_zero",
+        0,
+        1,
+    )
+    assert ecs_service.desired() == 1

@@ -251,6 +251,20 @@ def test_the_scheduler_may_invoke_only_the_three_functions() -> None:
     assert invoke["resources"] == "${values(local.function_arns)}"
 
 
+def test_only_the_scheduler_and_the_producer_invoke_functions_and_the_producer_one() -> None:
+    invokers = {
+        role: statement
+        for role, statements in role_statements().items()
+        for statement in statements
+        if any(action.startswith("lambda:") for action in statement["actions"])
+    }
+    assert set(invokers) == {"scheduler", "producer"}
+    wake = invokers["producer"]
+    assert wake["actions"] == ["lambda:InvokeFunction"]
+    assert wake["resources"] == ['${local.function_arns["autoscaler"]}']
+    assert iam_locals()["function_arns"].endswith(':function:${name}"}}')
+
+
 def test_the_bucket_policy_handoff_names_the_roles_as_principals() -> None:
     storage = resources(MODULES / "storage", "data")[("aws_iam_policy_document", "handoff")]
     [dynamic] = storage["dynamic"]

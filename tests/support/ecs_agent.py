@@ -7,12 +7,13 @@ protection state, or the status the test asks for.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.servers import http_server_in_thread, reply_json
 
 # ECS_AGENT_URI is http://169.254.170.2/api/<task id>; the endpoint hangs below it.
 TASK_PREFIX = "/api/0123456789abcdef"
@@ -48,12 +49,7 @@ def _handler(agent: FakeEcsAgent) -> type[BaseHTTPRequestHandler]:
             self._reply(200, {"protection": protection})
 
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, status, payload)
 
     return Handler
 
@@ -61,14 +57,6 @@ def _handler(agent: FakeEcsAgent) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def fake_ecs_agent() -> Iterator[FakeEcsAgent]:
     agent = FakeEcsAgent()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(agent))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    agent.uri = f"http://127.0.0.1:{server.server_port}{TASK_PREFIX}"
-    try:
+    with http_server_in_thread(_handler(agent)) as port:
+        agent.uri = f"http://127.0.0.1:{port}{TASK_PREFIX}"
         yield agent
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import uvicorn
@@ -56,6 +58,39 @@ def uvicorn_in_thread(app: object, port: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        thread.join(timeout=10)
+
+
+def reply_json(
+    request: BaseHTTPRequestHandler,
+    status: int,
+    payload: object,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with ``payload`` as JSON (no body when it is None)."""
+    data = b"" if payload is None else json.dumps(payload).encode()
+    request.send_response(status)
+    request.send_header("Content-Type", "application/json")
+    request.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        request.send_header(name, value)
+    request.end_headers()
+    request.wfile.write(data)
+
+
+@contextlib.contextmanager
+def http_server_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve a stdlib request handler on 127.0.0.1 (a free port) in a background thread;
+    yields the port. For the fakes of AWS endpoints (ECS agent, Lambda Invoke API)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
         thread.join(timeout=10)
 
 

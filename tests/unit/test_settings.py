@@ -444,3 +444,28 @@ def test_autoscaler_min_above_max_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AUTOSCALER_MIN_TASKS", "5")
     monkeypatch.setenv("AUTOSCALER_MAX_TASKS", "4")
     assert "AUTOSCALER_MIN_TASKS" in config_error(AutoscalerSettings)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("rnr-prod-autoscaler", True),
+        ("arn:aws:lambda:us-east-1:123456789012:function:rnr-prod-autoscaler", True),
+        ("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:rnr_a:live", True),
+        ("123456789012:function:rnr-prod-autoscaler", True),
+        ("rnr prod autoscaler", False),
+        ("arn:aws:lambda:us-east-1:123456789012:rnr-prod-autoscaler", False),
+        ("", False),
+        ("x" * 65, False),
+    ],
+)
+def test_autoscaler_function_name_is_a_name_or_an_arn(
+    monkeypatch: pytest.MonkeyPatch, value: str, ok: bool
+) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", URL)
+    assert load_settings(ProducerSettings).autoscaler_function_name is None
+    monkeypatch.setenv("AUTOSCALER_FUNCTION_NAME", value)
+    if ok:
+        assert load_settings(ProducerSettings).autoscaler_function_name == value
+    else:
+        assert "AUTOSCALER_FUNCTION_NAME: " in config_error(ProducerSettings)

@@ -86,6 +86,11 @@ run "the_example_deploys" {
   }
 
   assert {
+    condition     = local.environment.producer["AUTOSCALER_FUNCTION_NAME"] == module.functions.function_names["autoscaler"]
+    error_message = "The producer wakes the deployed autoscaler function (AUTOSCALER_FUNCTION_NAME)."
+  }
+
+  assert {
     condition     = module.compute.service_name == "${var.app}-${var.environment}-worker"
     error_message = "The worker service is named <app>-<env>-worker (the autoscaler's target)."
   }

@@ -59,7 +59,14 @@ locals {
 
   # Every permission of every role (S3 statements are added below).
   statements = {
-    producer = [local.read_broker_secret, local.use_stack_key, local.send_dead_letters]
+    producer = [
+      local.read_broker_secret,
+      local.use_stack_key,
+      local.send_dead_letters,
+      # The wake after a run that published: the autoscaler function only. Its ARN is
+      # built from its name, so this module does not depend on the functions module.
+      { sid = "WakeTheAutoscaler", actions = ["lambda:InvokeFunction"], resources = [local.function_arns["autoscaler"]] },
+    ]
     autoscaler = [
       local.read_broker_secret,
       local.use_stack_key,
