@@ -60,7 +60,8 @@ HANDLERS = {
     "redis.asyncio, aiohttp",
     "services.autoscaler.handler": "pydantic_settings, prometheus_client, aio_pika, "
     "redis.asyncio, aiohttp",
-    "services.postproc.handler": "pydantic_settings, prometheus_client",
+    "services.postproc.handler": "pydantic_settings, prometheus_client, netCDF4, "
+    "pyarrow.parquet, pyarrow.compute, shapely",
 }
 
 

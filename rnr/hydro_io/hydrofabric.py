@@ -27,14 +27,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 Scalar: TypeAlias = str | int | float | None
 FilterValue: TypeAlias = Scalar | Sequence[Scalar] | npt.NDArray[Any]
@@ -391,6 +393,10 @@ class ParquetReader(HydrofabricReader):
         self._check_layer(layer)
         with self._lock:
             if layer not in self._datasets:
+                # Imported here: pyarrow.dataset pulls in pandas (about 150 ms), which
+                # callers reading no Parquet layer (the post-processor's runs) never pay.
+                import pyarrow.dataset as ds
+
                 self._datasets[layer] = ds.dataset(
                     self._paths[layer], format="parquet", filesystem=self._filesystem
                 )
@@ -417,8 +423,8 @@ class ParquetReader(HydrofabricReader):
         return {name: _arrow_column(table.column(name)) for name in columns}
 
     @staticmethod
-    def _expression(schema: pa.Schema, filters: Filters) -> ds.Expression | None:
-        expression: ds.Expression | None = None
+    def _expression(schema: pa.Schema, filters: Filters) -> pc.Expression | None:
+        expression: pc.Expression | None = None
         for name, value in filters.items():
             arrow_type = schema.field(name).type
             if pa.types.is_dictionary(arrow_type):
