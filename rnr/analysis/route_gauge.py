@@ -198,23 +198,6 @@ def step_times(t0: dt.datetime, steps: int, dt_s: float = DT_S) -> list[dt.datet
     return [start + dt.timedelta(seconds=k * dt_s) for k in range(1, steps + 1)]
 
 
-def forecast_attributes(
-    forecast: RfcForecast, segment: Segment, product_id: str
-) -> ForecastAttributes:
-    return ForecastAttributes(
-        rfc_location=forecast.lid,
-        rfc_reach_id=forecast.reach_id,
-        max_status=forecast.flood_category,
-        stream_order=segment.stream_order,
-        name=forecast.name,
-        state=forecast.state,
-        # No HML product triggered this run: the forecast's own issuance stands in.
-        issuance_time=forecast.issued_time or forecast.t0,
-        product_id=product_id,
-        flowpath_attributes_layer=segment.attributes_layer,
-    )
-
-
 def plot_hydrograph(
     forecast: RfcForecast,
     segment: Segment,
@@ -469,7 +452,13 @@ def run_route(args: argparse.Namespace) -> int:
             feature_ids=segment.feature_ids,
             t0=forecast.t0,
             dt_s=DT_S,
-            attributes=forecast_attributes(forecast, segment, args.product_id),
+            attributes=ForecastAttributes.of(
+                forecast,
+                segment,
+                # No HML product triggered this run: the forecast's own issuance stands in.
+                issuance_time=forecast.issued_time or forecast.t0,
+                product_id=args.product_id,
+            ),
         )
     except ValueError as exc:
         source = args.forecast or f"{args.nwps_url} ({forecast.lid})"

@@ -32,7 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:  # the post-processor reads files without the routing stack (numba)
+    from rnr.hydro.forecast import RfcForecast
     from rnr.hydro.muskingum_cunge import RoutingResult
+    from rnr.hydro.segments import Segment
 
 # The HDF5 library under netCDF4 is not thread-safe, and the worker writes from
 # threads: concurrent writers deadlock. One lock for the process serialises them.
@@ -95,6 +97,29 @@ class ForecastAttributes:
             raise ValueError(f"stream_order must be a non-negative integer, got {order!r}")
         object.__setattr__(self, "stream_order", int(order))
         _require_aware("issuance_time", self.issuance_time)
+
+    @classmethod
+    def of(
+        cls,
+        forecast: RfcForecast,
+        segment: Segment,
+        *,
+        issuance_time: dt.datetime,
+        product_id: str,
+    ) -> ForecastAttributes:
+        """The attributes of ``forecast`` routed down ``segment``: the worker passes the
+        HML product's issuance and id, the analysts' tool the forecast's own."""
+        return cls(
+            rfc_location=forecast.lid,
+            rfc_reach_id=forecast.reach_id,
+            max_status=forecast.flood_category,
+            stream_order=segment.stream_order,
+            name=forecast.name,
+            state=forecast.state,
+            issuance_time=issuance_time,
+            product_id=product_id,
+            flowpath_attributes_layer=segment.attributes_layer,
+        )
 
 
 class ForecastFile(NamedTuple):

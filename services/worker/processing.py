@@ -187,16 +187,8 @@ class ReplaceAndRouteProcessor:
             feature_ids=segment.feature_ids,
             t0=forecast.t0,
             dt_s=300.0,
-            attributes=ForecastAttributes(
-                rfc_location=forecast.lid,
-                rfc_reach_id=forecast.reach_id,
-                max_status=forecast.flood_category,
-                stream_order=segment.stream_order,
-                name=forecast.name,
-                state=forecast.state,
-                issuance_time=product.issuance_time,
-                product_id=product.id,
-                flowpath_attributes_layer=segment.attributes_layer,
+            attributes=ForecastAttributes.of(
+                forecast, segment, issuance_time=product.issuance_time, product_id=product.id
             ),
         )
 
