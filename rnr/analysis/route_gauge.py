@@ -24,14 +24,16 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from rnr.core import identifiers
 from rnr.core.errors import PermanentError, TransientError
+from rnr.core.identifiers import InvalidIdentifier
 from rnr.hydro.forecast import (
     Gauge,
     GaugeStatus,
@@ -114,7 +116,7 @@ def ungated_forecast(
         reach_id=reach_id,
         status=GaugeStatus(forecast=GaugeStatusPoint(flood_category="action")),
     )
-    prepared = prepare_forecast(stand_in, forecast, observation)
+    prepared = prepare_forecast(lid, stand_in, forecast, observation)
     if isinstance(prepared, Skipped):
         return prepared
     return dataclasses.replace(prepared, flood_category=UNKNOWN_CATEGORY)
@@ -134,6 +136,8 @@ def forecast_from_files(
     ``reachId``); without one ``reach_id`` is required and the gate is not applied.
     """
     notes: list[str] = []
+    lid = _checked(identifiers.lid, lid, "--lid") if lid else None
+    reach_id = _checked(identifiers.reach_id, reach_id, "--reach-id") if reach_id else None
     forecast = read_answer(forecast_path, StageFlowSeries, "stage-flow forecast")
     observation = (
         read_answer(observation_path, StageFlowSeries, "stage-flow observation")
@@ -143,20 +147,41 @@ def forecast_from_files(
     if gauge_path is None:
         if not reach_id:
             raise BadInput("no gauge file: give --gauge FILE.json, or --reach-id for a quick run")
-        label = (lid or f"REACH{reach_id}").upper()
+        label = lid or f"REACH{reach_id}"
         notes.append(
             f"no gauge answer: flood category {UNKNOWN_CATEGORY!r}, "
             "the flood-category gate is not applied"
         )
         return ungated_forecast(label, reach_id, forecast, observation), notes
     gauge = read_answer(gauge_path, Gauge, "gauge")
-    if lid and lid.upper() != gauge.lid.upper():
-        raise BadInput(f"{gauge_path}: the gauge file is {gauge.lid}, not --lid {lid}")
+    gauge_lid = _checked(identifiers.lid, gauge.lid, f"{gauge_path}: the gauge file's lid")
+    if lid and lid != gauge_lid:
+        raise BadInput(f"{gauge_path}: the gauge file is {gauge_lid}, not --lid {lid}")
     if reach_id:
         if reach_id != gauge.reach_id.strip():
             notes.append(f"reach {reach_id} replaces the gauge's reachId {gauge.reach_id!r}")
         gauge = gauge.model_copy(update={"reach_id": reach_id})
-    return prepare_forecast(gauge, forecast, observation), notes
+    return prepare_forecast(gauge_lid, gauge, forecast, observation), notes
+
+
+def _checked(validate: Callable[[object], str], value: object, what: str) -> str:
+    """``validate(value)``, its InvalidIdentifier turned into a BadInput naming ``what``."""
+    try:
+        return validate(value)
+    except InvalidIdentifier as exc:
+        raise BadInput(f"{what}: {exc}") from None
+
+
+def output_path(out: Path, file_name: str) -> Path:
+    """``out / file_name``, refused unless it is a plain file name inside ``out``.
+
+    File names come from validated ids, so this never fires in use: it is the last
+    guard that keeps every output inside the folder the analyst chose.
+    """
+    path = out / file_name
+    if Path(file_name).name != file_name or path.resolve().parent != out.resolve():
+        raise BadInput(f"{file_name!r} would be written outside {out}")
+    return path
 
 
 async def forecast_from_api(
@@ -402,6 +427,7 @@ def run_route(args: argparse.Namespace) -> int:
     if args.nwps_url is not None:
         if not args.lid:
             raise BadInput("--nwps-url needs --lid")
+        args.lid = _checked(identifiers.lid, args.lid, "--lid")
         if args.gauge or args.observation or args.reach_id:
             raise BadInput("--gauge, --observation and --reach-id go with --forecast only")
         _progress(f"fetching {args.lid.upper()} from {args.nwps_url} ...")
@@ -467,9 +493,9 @@ def run_route(args: argparse.Namespace) -> int:
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        netcdf_path = args.out / output_file_name(forecast.t0)
+        netcdf_path = output_path(args.out, output_file_name(forecast.t0))
+        png_path = output_path(args.out, f"{forecast.lid}_hydrograph.png")
         netcdf_path.write_bytes(data)
-        png_path = args.out / f"{forecast.lid}_hydrograph.png"
         plot_hydrograph(forecast, segment, result, dt_s=DT_S).savefig(png_path, format="png")
     except OSError as exc:
         raise BadInput(f"{args.out}: cannot write the outputs: {exc}") from None

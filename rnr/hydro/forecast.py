@@ -2,17 +2,30 @@
 
 Pure: pydantic models of the gauge and stage-flow answers, unit conversion, the
 flood-category gate and the skip reasons. Fetching them is ``rnr.upstream.nwps``'s job.
+
+The answers are input from outside, so what would break routing or a key is checked
+here and becomes a ``Skipped`` with reason ``invalid_data`` and a detail naming the
+problem: an answer for another gauge than the one asked for, a reach id that is not
+digits, a forecast with fewer than two values, times out of order or beyond the
+calendar, flows that are not finite or not physical. The forecast's gauge id is the
+one the product named (already validated), never the one in the answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from rnr.core import identifiers
+from rnr.core.identifiers import InvalidIdentifier
+from rnr.core.timestamps import within_span
 
 CUBIC_FEET_TO_M3 = 0.028316846592
 FLOW_UNITS_TO_M3_S = {"kcfs": 1000.0 * CUBIC_FEET_TO_M3, "cfs": CUBIC_FEET_TO_M3}
@@ -20,6 +33,11 @@ MISSING = -999.0
 FLOODING_CATEGORIES = frozenset({"action", "minor", "moderate", "major"})
 # Forecast offices outside the contiguous US, which the CONUS hydrofabric does not cover.
 OUTSIDE_CONUS_WFOS = frozenset({"AFC", "AFG", "AJK", "GUM", "HFO", "SJU"})
+# Bounds of a routable forecast. The largest flow ever measured (the Amazon, about
+# 3.4e5 m3/s) times three; RFC forecasts reach 10 days, and routing allocates every
+# 5-minute step of the span, so a span of years is refused before it costs memory.
+MAX_FLOW_M3_S = 1.0e6
+MAX_FORECAST_SPAN = dt.timedelta(days=31)
 
 
 class SkipReason(enum.StrEnum):
@@ -32,6 +50,7 @@ class SkipReason(enum.StrEnum):
     REACH_NOT_IN_HYDROFABRIC = "reach_not_in_hydrofabric"
     UNKNOWN_FLOW_UNITS = "unknown_flow_units"
     NO_VALID_FLOW = "no_valid_flow"
+    INVALID_DATA = "invalid_data"
 
 
 class _Model(BaseModel):
@@ -70,7 +89,7 @@ class Gauge(_Model):
 
 
 class StageFlowPoint(_Model):
-    valid_time: AwareDatetime = Field(alias="validTime")
+    valid_time: Annotated[AwareDatetime, AfterValidator(within_span)] = Field(alias="validTime")
     primary: float | None = None
     secondary: float | None = None
 
@@ -78,7 +97,9 @@ class StageFlowPoint(_Model):
 class StageFlowSeries(_Model):
     """``GET /gauges/{lid}/stageflow/forecast`` (or ``/observation``)."""
 
-    issued_time: AwareDatetime | None = Field(None, alias="issuedTime")
+    issued_time: Annotated[AwareDatetime, AfterValidator(within_span)] | None = Field(
+        None, alias="issuedTime"
+    )
     secondary_name: str = Field("Flow", alias="secondaryName")
     secondary_units: str = Field("", alias="secondaryUnits")
     data: list[StageFlowPoint] = []
@@ -120,9 +141,13 @@ def flows_m3_s(series: StageFlowSeries) -> list[tuple[dt.datetime, float]]:
     ]
 
 
-def gauge_gate(gauge: Gauge) -> Skipped | None:
-    """The checks a gauge's metadata decides, before any series is fetched."""
-    lid = gauge.lid.upper()
+def gauge_gate(lid: str, gauge: Gauge) -> Skipped | None:
+    """The checks a gauge's metadata decides, before any series is fetched.
+
+    ``lid`` is the validated id the gauge was asked for; the answer must be about it.
+    """
+    if gauge.lid.strip().upper() != lid:
+        return Skipped(lid, SkipReason.INVALID_DATA, f"NWPS answered for gauge {gauge.lid[:40]!r}")
     if gauge.wfo.abbreviation.upper() in OUTSIDE_CONUS_WFOS:
         return Skipped(lid, SkipReason.OUTSIDE_CONUS, f"WFO {gauge.wfo.abbreviation}")
     category = gauge.forecast_flood_category
@@ -130,17 +155,51 @@ def gauge_gate(gauge: Gauge) -> Skipped | None:
         return Skipped(lid, SkipReason.NOT_FLOODING, f"forecast flood category {category}")
     if not gauge.reach_id.strip():
         return Skipped(lid, SkipReason.NO_REACH_ID, "gauge has an empty reachId")
+    try:
+        identifiers.reach_id(gauge.reach_id)
+    except InvalidIdentifier as exc:
+        return Skipped(lid, SkipReason.INVALID_DATA, str(exc))
+    return None
+
+
+def routability_problem(
+    times: tuple[dt.datetime, ...], flows_m3_s: npt.NDArray[np.float64]
+) -> str | None:
+    """Why a forecast's (UTC) times and flows cannot be routed, or ``None``."""
+    if len(times) < 2:
+        return f"forecast has {len(times)} valid flow value; routing needs at least two"
+    for index, (earlier, later) in enumerate(itertools.pairwise(times), start=1):
+        if later <= earlier:
+            return (
+                f"forecast times are not strictly increasing: value {index + 1} at "
+                f"{later.isoformat()} follows {earlier.isoformat()}"
+            )
+    if times[-1] - times[0] > MAX_FORECAST_SPAN:
+        return (
+            f"forecast spans {times[-1] - times[0]}, over the {MAX_FORECAST_SPAN.days}-day "
+            "limit of a routable forecast"
+        )
+    physical = np.isfinite(flows_m3_s) & (flows_m3_s <= MAX_FLOW_M3_S)
+    if not physical.all():
+        index = int(np.argmin(physical))
+        return (
+            f"forecast flow {flows_m3_s[index]:g} m3/s at {times[index].isoformat()} is not "
+            f"a finite flow up to {MAX_FLOW_M3_S:g} m3/s"
+        )
     return None
 
 
 def prepare_forecast(
-    gauge: Gauge, forecast: StageFlowSeries, observation: StageFlowSeries | None
+    lid: str, gauge: Gauge, forecast: StageFlowSeries, observation: StageFlowSeries | None
 ) -> RfcForecast | Skipped:
-    """Apply the gate of RNR_SPEC section 2, in an order that names the decisive reason."""
-    skipped = gauge_gate(gauge)
+    """Apply the gate of RNR_SPEC section 2, in an order that names the decisive reason.
+
+    ``lid`` is the validated id the gauge was asked for (see :func:`gauge_gate`).
+    """
+    skipped = gauge_gate(lid, gauge)
     if skipped is not None:
         return skipped
-    lid, category = gauge.lid.upper(), gauge.forecast_flood_category
+    category = gauge.forecast_flood_category
     try:
         forecast_flows = flows_m3_s(forecast)
     except KeyError:
@@ -158,6 +217,12 @@ def prepare_forecast(
         if observed:
             initial = max(observed, key=lambda pair: pair[0])[1]
     times = tuple(time for time, _ in forecast_flows)
+    flows = np.array([flow for _, flow in forecast_flows])
+    problem = routability_problem(times, flows)
+    if problem is None and not (np.isfinite(initial) and initial <= MAX_FLOW_M3_S):
+        problem = f"initial flow {initial:g} m3/s is not a finite flow up to {MAX_FLOW_M3_S:g}"
+    if problem is not None:
+        return Skipped(lid, SkipReason.INVALID_DATA, problem)
     return RfcForecast(
         lid=lid,
         reach_id=gauge.reach_id.strip(),
@@ -166,7 +231,7 @@ def prepare_forecast(
         state=gauge.state.abbreviation,
         t0=times[0],
         valid_times=times,
-        flow_m3_s=np.array([flow for _, flow in forecast_flows]),
+        flow_m3_s=flows,
         initial_flow_m3_s=initial,
         issued_time=forecast.issued_time,
     )

@@ -10,7 +10,9 @@ stopping at the end of its root element: whatever follows a root is never looked
 
 The module is pure (no I/O, no logging); the worker calls :func:`extract_lids` on the
 product text it fetched and gets the gauges to process, or an :class:`HmlParseError`
-that it treats as permanent (the same text will never parse).
+that it treats as permanent (the same text will never parse). A ``site`` whose id is
+not an NWS location id is not a reason to drop its neighbours: it comes back in
+``rejected`` with the reason, and costs only itself.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from rnr.core import identifiers
 from rnr.core.errors import PermanentError
+from rnr.core.identifiers import InvalidIdentifier
 
-__all__ = ["HmlParseError", "extract_lids"]
+__all__ = ["HmlParseError", "RejectedSite", "Sites", "extract_lids"]
 
 # ``<?xml`` followed by white space is an XML declaration; ``<?xml-stylesheet`` is a
 # processing instruction inside a document and must not start a new one.
@@ -31,8 +35,8 @@ _XML_DECLARATION = re.compile(r"<\?xml\s")
 _SITE_START_TAG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?site[\s/>]")
 # The first element start tag of a document that lacks a declaration.
 _ELEMENT_START = re.compile(r"<[A-Za-z_]")
-# NWS location ids are 3-8 letters and digits (HML gauges use 5, e.g. HPDT2).
-_LID = re.compile(r"[A-Za-z0-9]{3,8}")
+# How much of a rejected id the result quotes.
+_QUOTED_ID_CHARACTERS = 40
 
 
 class HmlParseError(PermanentError):
@@ -51,6 +55,20 @@ class HmlParseError(PermanentError):
         )
 
 
+class RejectedSite(NamedTuple):
+    """A ``site`` whose id is not a gauge id: ``site_id`` (shortened) and why."""
+
+    site_id: str
+    reason: str
+
+
+class Sites(NamedTuple):
+    """The gauges of a product: valid ids (unique, upper-cased, in order) and the rest."""
+
+    lids: list[str]
+    rejected: list[RejectedSite]
+
+
 class _Document(NamedTuple):
     """One XML document cut out of the product text."""
 
@@ -59,8 +77,9 @@ class _Document(NamedTuple):
     text: str
 
 
-def extract_lids(product_text: str) -> list[str]:
-    """Return the gauge ids (``site/@id``) of an HML product: unique, upper-cased, in order.
+def extract_lids(product_text: str) -> Sites:
+    """Return the gauge ids (``site/@id``) of an HML product: unique, upper-cased, in order,
+    and the sites whose id is not an NWS location id (``rejected``).
 
     Elements are matched by local name, so ``site`` is found whatever namespace the
     document declares, and whether it is the root or nested in another root. Text
@@ -70,14 +89,18 @@ def extract_lids(product_text: str) -> list[str]:
 
     Raises:
         HmlParseError: a document is malformed (its index and the parser's reason are in
-            the message), or a ``site`` has no ``id`` or one that is not 3-8 letters and
-            digits.
+            the message), or a ``site`` has no ``id`` attribute at all.
     """
     lids: dict[str, None] = {}  # an ordered set
+    rejected: list[RejectedSite] = []
     for document in _split_documents(product_text):
-        for lid in _site_ids(document):
-            lids.setdefault(lid)
-    return list(lids)
+        for site_id in _site_ids(document):
+            try:
+                lids.setdefault(identifiers.lid(site_id))
+            except InvalidIdentifier as exc:
+                shown = site_id[:_QUOTED_ID_CHARACTERS]
+                rejected.append(RejectedSite(shown, f"HML document {document.index}: {exc}"))
+    return Sites(list(lids), rejected)
 
 
 def _split_documents(product_text: str) -> Iterator[_Document]:
@@ -120,7 +143,7 @@ def _site_ids(document: _Document) -> list[str]:
             if event == "start":
                 depth += 1
                 if _local_name(element.tag) == "site":
-                    ids.append(_validated_id(element, document))
+                    ids.append(_site_id(element, document))
             else:
                 depth -= 1
                 if depth == 0:
@@ -134,8 +157,8 @@ def _site_ids(document: _Document) -> list[str]:
     )
 
 
-def _validated_id(site: ET.Element, document: _Document) -> str:
-    """The upper-cased ``id`` of a ``site`` element, or an HmlParseError saying why not."""
+def _site_id(site: ET.Element, document: _Document) -> str:
+    """The ``id`` of a ``site`` element as written, or an HmlParseError if it has none."""
     value = site.get("id")
     if value is None:
         # Accept a namespace-qualified id attribute too (``{ns}id``).
@@ -147,14 +170,7 @@ def _validated_id(site: ET.Element, document: _Document) -> str:
         raise HmlParseError(
             document.index, document.start_line, "site element without an id attribute"
         )
-    lid = value.strip()
-    if not _LID.fullmatch(lid):
-        raise HmlParseError(
-            document.index,
-            document.start_line,
-            f"site id {value!r} is not 3-8 letters and digits",
-        )
-    return lid.upper()
+    return value
 
 
 def _local_name(tag: str) -> str:

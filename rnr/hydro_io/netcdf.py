@@ -31,6 +31,8 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from rnr.core import identifiers
+
 if TYPE_CHECKING:  # the post-processor reads files without the routing stack (numba)
     from rnr.hydro.forecast import RfcForecast
     from rnr.hydro.muskingum_cunge import RoutingResult
@@ -146,11 +148,11 @@ def output_key(prefix: str, lid: str, t0: dt.datetime) -> str:
 
     Only the gauge and t0 decide it, so writing a redelivered forecast again overwrites
     the same object. An empty prefix puts the file at ``{LID}/...``.
+
+    Raises:
+        InvalidIdentifier: ``lid`` is not an NWS location id (so never ``..``).
     """
-    lid_upper = lid.strip().upper()
-    if not lid_upper or "/" in lid_upper or any(c.isspace() for c in lid_upper):
-        raise ValueError(f"lid must be a non-empty word without '/' or spaces, got {lid!r}")
-    parts = [part for part in (prefix.strip("/"), lid_upper) if part]
+    parts = [part for part in (prefix.strip("/"), identifiers.lid(lid)) if part]
     return "/".join([*parts, output_file_name(t0)])
 
 

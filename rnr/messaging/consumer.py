@@ -3,13 +3,26 @@
 Settlement is decided in one place (:meth:`Consumer._settle`):
 
 * success                            -> ack (only after the processor returned, i.e.
-                                        after its output was durably written);
+                                        after its output was durably written); a
+                                        product already processed is acked as a
+                                        ``duplicate``;
 * ``PermanentError`` (bad JSON, schema violation, product not found)
-                                     -> dead-letter queue at once;
-* anything else (``TransientError``, unexpected exceptions)
+                                     -> dead-letter queue at once, reason ``permanent``;
+* ``TransientError`` and ``OSError`` (outages, timeouts)
                                      -> a delay tier of the retry exchange, with the
                                         attempt count and reason in headers, until
-                                        ``max_attempts`` is reached, then dead-letter.
+                                        ``max_attempts`` is reached, then dead-letter
+                                        (``attempts_exhausted``);
+* any other exception                -> a bug: logged with its traceback, counted in
+                                        ``rnr_<subsystem>_unexpected_errors_total`` and
+                                        dead-lettered at once as ``permanent`` with its
+                                        type in ``x-rnr-error-type``; retrying a bug
+                                        only delays the page to a human.
+
+Headers are input too: an ``x-rnr-attempt`` that is not a small positive integer
+dead-letters the message at once (``invalid_header``), and headers copied onto a
+republished message are made encodable first, so a hostile header can never make a
+message loop between delivery and a republish that cannot be sent.
 
 Retries and dead-letters are republished with a confirm *before* the original is
 acked, so a crash in between duplicates a message at worst and never loses one.
@@ -21,15 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import pamqp.encode
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rnr.core.errors import PermanentError
+from rnr.core.errors import PermanentError, TransientError
 from rnr.core.logging import log_context
 from rnr.messaging.models import ProductMessage
 from rnr.messaging.publisher import Publisher
@@ -37,15 +53,50 @@ from rnr.messaging.topology import DeclaredTopology, Topology, declare_topology
 
 logger = logging.getLogger(__name__)
 
-Processor = Callable[[ProductMessage], Awaitable[None]]
-
 ATTEMPT_HEADER = "x-rnr-attempt"
 ERROR_HEADER = "x-rnr-error"
 ERROR_TYPE_HEADER = "x-rnr-error-type"
 FAILED_AT_HEADER = "x-rnr-failed-at"
 DEAD_LETTER_REASON_HEADER = "x-rnr-dead-letter-reason"
 
-OUTCOMES = ("acked", "retried", "dead_lettered", "requeued")
+# No deployment retries a message anywhere near this often (settings cap at 50).
+MAX_ATTEMPT_HEADER = 1000
+# What a republished copy keeps of an incoming header value it cannot re-encode.
+_HEADER_TEXT_LIMIT = 200
+
+# Failures the same input may survive a little later: the project's own transient
+# errors, and the OS-level ones (timeouts, refused or reset connections) of any library.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (TransientError, OSError)
+
+OUTCOMES = ("acked", "duplicate", "retried", "dead_lettered", "requeued")
+
+
+class Handled(enum.Enum):
+    """What the processor did with a message it returned from normally."""
+
+    PROCESSED = "acked"
+    DUPLICATE = "duplicate"  # already processed with the same content: nothing redone
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a product: the message, and which attempt this is."""
+
+    product: ProductMessage
+    attempt: int
+    max_attempts: int
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """A transient failure now dead-letters instead of retrying."""
+        return self.attempt >= self.max_attempts
+
+
+Processor = Callable[[Delivery], Awaitable[Handled]]
+
+
+class InvalidHeader(PermanentError):
+    """A header the consumer reads holds a value it cannot use."""
 
 
 class ConsumerMetrics:
@@ -68,16 +119,46 @@ class ConsumerMetrics:
         self.consuming = Gauge(
             f"rnr_{subsystem}_consumer_active", "1 while the consumer is active", registry=registry
         )
+        self.unexpected_errors = Counter(
+            f"rnr_{subsystem}_unexpected_errors_total",
+            "Exceptions of no expected type (bugs), by type; each message was dead-lettered",
+            ["error_type"],
+            registry=registry,
+        )
         for outcome in OUTCOMES:
             self.messages.labels(outcome)
 
 
-def _attempt_of(message: AbstractIncomingMessage) -> int:
-    value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
-    try:
-        return max(1, int(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 1
+def attempt_of(headers: Mapping[str, Any] | None) -> int:
+    """The delivery's attempt number from ``x-rnr-attempt`` (1 when absent).
+
+    Raises:
+        InvalidHeader: the value is not an integer from 1 to ``MAX_ATTEMPT_HEADER``
+            (a string of digits counts; a bool, float or 40-digit number does not).
+    """
+    value = (headers or {}).get(ATTEMPT_HEADER, 1)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 4:
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPT_HEADER:
+        return value
+    shown = repr(value)[:_HEADER_TEXT_LIMIT]
+    raise InvalidHeader(
+        f"header {ATTEMPT_HEADER} is {shown}; expected an integer from 1 to {MAX_ATTEMPT_HEADER}"
+    )
+
+
+def encodable_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """``headers`` with every value AMQP cannot encode replaced by its (shortened) repr."""
+    encodable: dict[str, Any] = {}
+    for name, value in headers.items():
+        try:
+            pamqp.encode.field_table({name: value})
+        except (TypeError, ValueError, OverflowError):
+            value = repr(value)[:_HEADER_TEXT_LIMIT]
+        encodable[str(name)[:_HEADER_TEXT_LIMIT]] = value
+    return encodable
 
 
 class Consumer:
@@ -143,8 +224,12 @@ class Consumer:
             extra={"queue": self._topology.queue, "prefetch": self._prefetch},
         )
 
-    async def stop(self, drain_seconds: float) -> None:
-        """Stop taking messages, let in-flight ones finish, requeue the rest."""
+    async def stop(self, drain_seconds: float, requeue_seconds: float = 5.0) -> None:
+        """Stop taking messages, let in-flight ones finish, requeue the rest.
+
+        Safe to call before :meth:`start` finished (or was cancelled): a delivery that
+        still arrives is requeued at once.
+        """
         self._stopping = True
         if self._declared is not None and self._consumer_tag is not None:
             try:
@@ -161,7 +246,7 @@ class Consumer:
             for task in still_running:
                 task.cancel()
             if still_running:
-                await asyncio.wait(still_running, timeout=5)
+                await asyncio.wait(still_running, timeout=requeue_seconds)
                 logger.warning(
                     "drain time over: requeued unfinished messages",
                     extra={"requeued": len(still_running)},
@@ -187,29 +272,40 @@ class Consumer:
             self._in_flight.discard(task)
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
-        attempt = _attempt_of(message)
+        try:
+            attempt = attempt_of(message.headers)
+        except InvalidHeader as exc:
+            await self._dead_letter_message(message, 1, exc, reason="invalid_header")
+            return
         try:
             product = ProductMessage.from_body(message.body)
-            await self._processor(product)
+            handled = await self._processor(Delivery(product, attempt, self._max_attempts))
         except asyncio.CancelledError:
             await self._requeue(message)
             raise
         except PermanentError as exc:
             await self._dead_letter_message(message, attempt, exc, reason="permanent")
-        except Exception as exc:
+        except RETRYABLE_ERRORS as exc:
             if attempt >= self._max_attempts:
                 await self._dead_letter_message(message, attempt, exc, reason="attempts_exhausted")
             else:
                 await self._retry(message, attempt, exc)
+        except Exception as exc:
+            self._metrics.unexpected_errors.labels(type(exc).__name__).inc()
+            logger.exception(
+                "unexpected error: a bug; the message is dead-lettered, not retried",
+                extra={"error_type": type(exc).__name__, "attempt": attempt},
+            )
+            await self._dead_letter_message(message, attempt, exc, reason="permanent")
         else:
             await message.ack()
-            self._metrics.messages.labels("acked").inc()
-            logger.debug("message processed", extra={"attempt": attempt})
+            self._metrics.messages.labels(handled.value).inc()
+            logger.debug("message settled", extra={"attempt": attempt, "handled": handled.value})
 
     def _failure_headers(
         self, message: AbstractIncomingMessage, attempt: int, exc: BaseException
     ) -> dict[str, Any]:
-        headers = dict(message.headers or {})
+        headers = encodable_headers(message.headers or {})
         headers.update(
             {
                 ATTEMPT_HEADER: attempt,

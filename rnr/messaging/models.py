@@ -3,18 +3,35 @@
 A field change that old workers cannot read bumps ``schema_version``; a worker that
 receives a version it does not know dead-letters the message (nothing is lost, and the
 reason says which version arrived) instead of guessing.
+
+A body is input from the queue, so it is bounded before it is parsed: a product
+message is a few hundred bytes, and one over ``MAX_BODY_BYTES`` is rejected unread.
+Every failure to read a body is an ``InvalidMessage`` (permanent), whatever the body
+holds: deep nesting, bad UTF-8 or dates the UTC calendar cannot hold included.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+)
 
+from rnr.core.identifiers import ProductId
+from rnr.core.timestamps import within_span
 from rnr.messaging.errors import InvalidMessage
 
 SCHEMA_VERSION = 1
+MAX_BODY_BYTES = 64 * 1024
+_SHORT_TEXT = 256
 
 
 class ProductMessage(BaseModel):
@@ -23,19 +40,24 @@ class ProductMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    id: ProductId
     url: HttpUrl
-    wmo_collective_id: str
-    issuing_office: str
-    issuance_time: AwareDatetime
-    product_code: str
-    product_name: str
+    wmo_collective_id: str = Field(max_length=_SHORT_TEXT)
+    issuing_office: str = Field(max_length=_SHORT_TEXT)
+    issuance_time: Annotated[AwareDatetime, AfterValidator(within_span)]
+    product_code: str = Field(max_length=_SHORT_TEXT)
+    product_name: str = Field(max_length=_SHORT_TEXT)
 
     def to_body(self) -> bytes:
         return self.model_dump_json().encode()
 
     @classmethod
     def from_body(cls, body: bytes) -> ProductMessage:
+        if len(body) > MAX_BODY_BYTES:
+            raise InvalidMessage(
+                f"not a valid ProductMessage v{SCHEMA_VERSION}: body: {len(body):,} bytes, "
+                f"over the {MAX_BODY_BYTES:,}-byte limit (a product message is a few hundred bytes)"
+            )
         try:
             return cls.model_validate_json(body)
         except ValidationError as exc:
@@ -55,8 +77,14 @@ class ProductMessage(BaseModel):
 
 
 def _declared_version(body: bytes) -> object:
+    """The body's ``schema_version``, if it is a JSON object that has one.
+
+    pydantic-core's parser bounds nesting depth (``json.loads`` would raise
+    RecursionError on a deeply nested body) and raises ValueError on anything it
+    cannot read.
+    """
     try:
-        payload = json.loads(body)
+        payload = pydantic_core.from_json(body)
     except ValueError:
         return None
     return payload.get("schema_version") if isinstance(payload, dict) else None

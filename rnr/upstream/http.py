@@ -3,7 +3,10 @@
 5xx answers, timeouts and dropped connections are retried with exponential backoff;
 when they persist the caller gets ``UpstreamUnavailable`` (transient: try again later).
 404 becomes ``UpstreamNotFound`` and other 4xx ``UpstreamRejected`` (permanent: the
-same request will never succeed). A 200 whose body is not JSON is permanent too.
+same request will never succeed). A 200 whose body is not JSON is usually a proxy's or
+CDN's temporary error page: it is retried like a 5xx and then raised as
+``UpstreamGarbled``, transient, so the message retries; the caller decides when the
+retries are spent (the worker then records the gauge as invalid data).
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ class UpstreamUnavailable(TransientError):
     """The API kept failing (5xx, timeout, connection) after every retry."""
 
 
+class UpstreamGarbled(UpstreamUnavailable):
+    """The API kept answering 200 with a body that is not JSON."""
+
+
 class UpstreamNotFound(PermanentError):
     """The API answered 404 for this resource."""
 
 
 class UpstreamRejected(PermanentError):
-    """The API answered a 4xx other than 404, or a body that is not JSON."""
+    """The API answered a 4xx other than 404, or JSON that is not the expected shape."""
 
 
 class UpstreamClient:
@@ -59,6 +66,7 @@ class UpstreamClient:
 
     async def get_json(self, url: str, *, accept: str = "application/json") -> Any:
         last_problem = ""
+        garbled = False
         for attempt in range(self._retries + 1):
             if attempt:
                 await asyncio.sleep(self._backoff_seconds * 2 ** (attempt - 1))
@@ -82,8 +90,9 @@ class UpstreamClient:
             try:
                 # JSON is UTF-8 (RFC 8259) whatever charset the server claims.
                 return json.loads(raw.decode("utf-8"))
-            except ValueError as exc:
-                raise UpstreamRejected(f"GET {url}: body is not JSON ({exc})") from None
-        raise UpstreamUnavailable(
-            f"GET {url} failed {self._retries + 1} times, last: {last_problem}"
-        )
+            except (ValueError, RecursionError) as exc:
+                garbled = True
+                last_problem = f"HTTP 200 with a body that is not JSON ({str(exc)[:200]})"
+                continue
+        error = UpstreamGarbled if garbled else UpstreamUnavailable
+        raise error(f"GET {url} failed {self._retries + 1} times, last: {last_problem}")

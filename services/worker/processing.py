@@ -1,13 +1,26 @@
 """What the worker does with one HML product: Replace and Route every gauge in it.
 
 product text -> gauge ids -> per gauge, concurrently and bounded: NWPS forecast and
-gate -> segment from the hydrofabric -> route -> NetCDF to S3. Each gauge ends routed
-or skipped with a reason (not flooding, unknown reach, ...): a skip is an answer, and
-the message is acked. A gauge that failed transiently (NWPS 5xx or timeout, S3 error)
-makes the whole message retry once the others are done; the outputs already written
-are simply overwritten then, since their keys depend only on gauge and t0.
+gate -> segment from the hydrofabric -> route -> NetCDF to S3. Every gauge ends with
+one outcome, decided at the gauge so that one bad gauge costs only itself:
 
-A JSON record per product lists every gauge's outcome, next to the outputs.
+* ``routed``: its NetCDF is written;
+* ``skipped`` with a reason: not flooding, unknown reach, ... or ``invalid_data: <why>``
+  for input that can never be routed (a malformed series, an id that is not one, an
+  NWPS answer that stayed garbled through the product's last attempt);
+* ``failed``: a transient failure (NWPS 5xx or timeout, S3 error); the whole product
+  retries once the other gauges are done, and the outputs already written are simply
+  overwritten then, since their keys depend only on gauge and t0;
+* ``failed`` with reason ``bug: ...``: an exception of no expected type. It is logged
+  with its traceback at the gauge, the other gauges still finish, and the exception is
+  raised again once the record is written, so the consumer dead-letters the product at
+  once (a retry cannot fix a bug).
+
+A JSON record per product lists every gauge's outcome, next to the outputs; it is
+written whatever the outcomes. A redelivered product whose record is already complete
+(same product, no failed gauge) is acknowledged as a duplicate without re-routing: a
+Redis loss makes the producer publish every listed product again, and this keeps that
+to one S3 read per product.
 """
 
 from __future__ import annotations
@@ -24,22 +37,33 @@ from prometheus_client import CollectorRegistry, Counter
 from rnr.core.errors import PermanentError, TransientError
 from rnr.core.logging import log_context
 from rnr.hydro.forecast import RfcForecast, Skipped, SkipReason
-from rnr.hydro.hml import extract_lids
+from rnr.hydro.hml import Sites, extract_lids
+from rnr.hydro.muskingum_cunge import DT_S
 from rnr.hydro.replace_and_route import route_forecast
 from rnr.hydro.segments import NetworkIndex, ReachNotFound, Segment
 from rnr.hydro_io.netcdf import ForecastAttributes, output_key, write_forecast_netcdf
+from rnr.messaging.consumer import Delivery, Handled
 from rnr.messaging.models import ProductMessage
 from rnr.storage.s3 import ObjectStore
+from rnr.upstream.http import UpstreamGarbled
 from rnr.upstream.nwps import NwpsClient
 from rnr.upstream.nws import NwsClient
 
 logger = logging.getLogger(__name__)
 
 NETCDF_CONTENT_TYPE = "application/x-netcdf"
+RECORD_SCHEMA_VERSION = 2
+# The fields of a product record that identify the product it records.
+_RECORDED_PRODUCT_FIELDS = ("product_id", "issuance_time", "issuing_office", "wmo_collective_id")
+_REASON_CHARACTERS = 300
 
 
 class GaugesFailed(TransientError):
     """Some gauges of a product failed in a way a retry may fix."""
+
+
+class UnroutableForecast(PermanentError):
+    """Routing or encoding refused a forecast that passed the gate; the reason says why."""
 
 
 def product_record_key(prefix: str, product: ProductMessage) -> str:
@@ -57,6 +81,37 @@ class GaugeOutcome:
 
     def as_record(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v not in ("", 0)}
+
+    @property
+    def label(self) -> str:
+        """The metric's bounded reason label: the part before any detail."""
+        return self.reason.split(":")[0]
+
+
+def _record_of(product: ProductMessage, sites: Sites, outcomes: list[GaugeOutcome]) -> bytes:
+    record = {
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "product_id": product.id,
+        "issuance_time": product.issuance_time.isoformat(),
+        "issuing_office": product.issuing_office,
+        "wmo_collective_id": product.wmo_collective_id,
+        "lids": sites.lids,
+        "complete": all(outcome.outcome != "failed" for outcome in outcomes),
+        "gauges": [outcome.as_record() for outcome in outcomes],
+    }
+    return json.dumps(record).encode()
+
+
+def _records_product(record_bytes: bytes, product: ProductMessage) -> bool:
+    """True when a stored record is complete and about this very product."""
+    try:
+        record = json.loads(record_bytes)
+    except ValueError:
+        return False
+    if not isinstance(record, dict) or record.get("complete") is not True:
+        return False
+    expected = json.loads(_record_of(product, Sites([], []), []))
+    return all(record.get(field) == expected[field] for field in _RECORDED_PRODUCT_FIELDS)
 
 
 class ReplaceAndRouteProcessor:
@@ -78,70 +133,108 @@ class ReplaceAndRouteProcessor:
         self._store = store
         self._bucket = bucket
         self._prefix = prefix
-        self._gauge_slots = asyncio.Semaphore(gauge_concurrency)
+        self._gauge_concurrency = gauge_concurrency
         self._gauges = Counter(
             "rnr_worker_gauges_total",
-            "Gauges of processed products, by outcome and skip reason",
+            "Gauges of processed products, by outcome and reason",
             ["outcome", "reason"],
             registry=registry,
         )
         self._gauges.labels("routed", "")
         for reason in SkipReason:
             self._gauges.labels("skipped", reason.value)
+        for reason in ("transient", "bug"):
+            self._gauges.labels("failed", reason)
 
-    async def __call__(self, product: ProductMessage) -> None:
+    async def __call__(self, delivery: Delivery) -> Handled:
+        product = delivery.product
+        key = product_record_key(self._prefix, product)
+        existing = await self._store.get_bytes_if_exists(self._bucket, key)
+        if existing is not None and _records_product(existing, product):
+            logger.info(
+                "product already processed; acknowledged as a duplicate", extra={"key": key}
+            )
+            return Handled.DUPLICATE
         text = await self._nws.product_text(product.id)
         # Parsing is CPU work: keep it off the event loop so heartbeats keep flowing.
-        lids = await asyncio.to_thread(extract_lids, text)
-        outcomes = await asyncio.gather(*(self._gauge(lid, product) for lid in lids))
-        record = {
-            "schema_version": 2,
-            "product_id": product.id,
-            "issuance_time": product.issuance_time.isoformat(),
-            "issuing_office": product.issuing_office,
-            "wmo_collective_id": product.wmo_collective_id,
-            "lids": lids,
-            "gauges": [outcome.as_record() for outcome in outcomes],
-        }
-        key = product_record_key(self._prefix, product)
+        sites = await asyncio.to_thread(extract_lids, text)
+        # The bound is per product (README): each message in flight routes its own gauges.
+        slots = asyncio.Semaphore(self._gauge_concurrency)
+        results = await asyncio.gather(*(self._gauge(lid, delivery, slots) for lid in sites.lids))
+        outcomes = [outcome for outcome, _ in results]
+        for rejected in sites.rejected:
+            outcomes.append(
+                GaugeOutcome(rejected.site_id, "skipped", f"invalid_data: {rejected.reason}")
+            )
+            self._gauges.labels("skipped", SkipReason.INVALID_DATA.value).inc()
         await self._store.put_bytes(
-            self._bucket, key, json.dumps(record).encode(), content_type="application/json"
+            self._bucket, key, _record_of(product, sites, outcomes), content_type="application/json"
         )
         failed = [outcome for outcome in outcomes if outcome.outcome == "failed"]
         logger.info(
             "product processed",
             extra={
                 "key": key,
-                "gauges": len(lids),
+                "gauges": len(outcomes),
                 "routed": sum(outcome.outcome == "routed" for outcome in outcomes),
                 "skipped": sum(outcome.outcome == "skipped" for outcome in outcomes),
                 "failed": len(failed),
             },
         )
+        bug = next((error for _, error in results if error is not None), None)
+        if bug is not None:
+            raise bug
         if failed:
             raise GaugesFailed(
                 "; ".join(f"{outcome.lid}: {outcome.reason}" for outcome in failed)[:900]
             )
+        return Handled.PROCESSED
 
-    async def _gauge(self, lid: str, product: ProductMessage) -> GaugeOutcome:
-        async with self._gauge_slots:
+    async def _gauge(
+        self, lid: str, delivery: Delivery, slots: asyncio.Semaphore
+    ) -> tuple[GaugeOutcome, Exception | None]:
+        """One gauge's outcome, and the exception to re-raise if it met a bug."""
+        product = delivery.product
+        bug: Exception | None = None
+        async with slots:
             with log_context(product.id, product.id):
                 try:
                     outcome = await self._route_gauge(lid, product)
+                except UpstreamGarbled as exc:
+                    if not delivery.is_last_attempt:
+                        outcome = self._failed(lid, exc)
+                    else:
+                        outcome = self._invalid(lid, f"NWPS answers stayed garbled: {exc}")
                 except TransientError as exc:
-                    outcome = GaugeOutcome(lid, "failed", str(exc))
-                    logger.warning(
-                        "gauge failed; the product will be retried",
-                        extra={"lid": lid, "reason": str(exc)},
-                    )
+                    outcome = self._failed(lid, exc)
                 except PermanentError as exc:
-                    outcome = GaugeOutcome(lid, "skipped", f"invalid_data: {exc}")
-                    logger.error(
-                        "gauge data unusable; skipped", extra={"lid": lid, "reason": str(exc)}
+                    outcome = self._invalid(lid, str(exc))
+                except Exception as exc:
+                    bug = exc
+                    outcome = GaugeOutcome(
+                        lid, "failed", f"bug: {type(exc).__name__}: {exc}"[:_REASON_CHARACTERS]
                     )
-                if outcome.outcome != "failed":
-                    self._gauges.labels(outcome.outcome, outcome.reason.split(":")[0]).inc()
-                return outcome
+                    logger.exception(
+                        "unexpected error routing a gauge: a bug; the product is dead-lettered",
+                        extra={"lid": lid, "error_type": type(exc).__name__},
+                    )
+                if outcome.outcome == "failed":
+                    self._gauges.labels("failed", "bug" if bug else "transient").inc()
+                else:
+                    self._gauges.labels(outcome.outcome, outcome.label).inc()
+                return outcome, bug
+
+    @staticmethod
+    def _failed(lid: str, exc: Exception) -> GaugeOutcome:
+        logger.warning(
+            "gauge failed; the product will be retried", extra={"lid": lid, "reason": str(exc)}
+        )
+        return GaugeOutcome(lid, "failed", str(exc)[:_REASON_CHARACTERS])
+
+    @staticmethod
+    def _invalid(lid: str, reason: str) -> GaugeOutcome:
+        logger.error("gauge data unusable; skipped", extra={"lid": lid, "reason": reason})
+        return GaugeOutcome(lid, "skipped", f"invalid_data: {reason}"[:_REASON_CHARACTERS])
 
     async def _route_gauge(self, lid: str, product: ProductMessage) -> GaugeOutcome:
         forecast = await self._nwps.rfc_forecast(lid)
@@ -174,23 +267,31 @@ class ReplaceAndRouteProcessor:
 
     @staticmethod
     def _route_and_write(forecast: RfcForecast, segment: Segment, product: ProductMessage) -> bytes:
-        """CPU-bound: runs in a worker thread (numpy releases the GIL in its loops)."""
-        result = route_forecast(
-            segment.parameters,
-            segment.downstream,
-            forecast.valid_times,
-            forecast.flow_m3_s,
-            forecast.initial_flow_m3_s,
-        )
-        return write_forecast_netcdf(
-            result,
-            feature_ids=segment.feature_ids,
-            t0=forecast.t0,
-            dt_s=300.0,
-            attributes=ForecastAttributes.of(
-                forecast, segment, issuance_time=product.issuance_time, product_id=product.id
-            ),
-        )
+        """CPU-bound: runs in a worker thread (numpy releases the GIL in its loops).
+
+        Raises:
+            UnroutableForecast: routing or the NetCDF writer refused the forecast's
+                values (a ``ValueError`` or arithmetic error on this input).
+        """
+        try:
+            result = route_forecast(
+                segment.parameters,
+                segment.downstream,
+                forecast.valid_times,
+                forecast.flow_m3_s,
+                forecast.initial_flow_m3_s,
+            )
+            return write_forecast_netcdf(
+                result,
+                feature_ids=segment.feature_ids,
+                t0=forecast.t0,
+                dt_s=DT_S,
+                attributes=ForecastAttributes.of(
+                    forecast, segment, issuance_time=product.issuance_time, product_id=product.id
+                ),
+            )
+        except (ValueError, ArithmeticError) as exc:
+            raise UnroutableForecast(f"the forecast cannot be routed: {exc}") from exc
 
     @staticmethod
     def _skipped(skipped: Skipped) -> GaugeOutcome:
@@ -202,4 +303,7 @@ class ReplaceAndRouteProcessor:
                 "detail": skipped.detail,
             },
         )
-        return GaugeOutcome(skipped.lid, "skipped", skipped.reason.value)
+        reason = skipped.reason.value
+        if skipped.reason is SkipReason.INVALID_DATA:
+            reason = f"{reason}: {skipped.detail}"[:_REASON_CHARACTERS]
+        return GaugeOutcome(skipped.lid, "skipped", reason)

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Gauge
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 AGENT_PATH = "/task-protection/v1/state"
 AGENT_TIMEOUT_SECONDS = 5.0
 # After a failed call, messages are not held up by another attempt for this long.
@@ -65,15 +66,15 @@ class TaskProtection:
     def enabled(self) -> bool:
         return self._url is not None
 
-    def guard(self, processor: Callable[[T], Awaitable[None]]) -> Callable[[T], Awaitable[None]]:
+    def guard(self, processor: Callable[[T], Awaitable[R]]) -> Callable[[T], Awaitable[R]]:
         """The processor, run under protection; unchanged outside ECS."""
         if not self.enabled:
             return processor
 
-        async def protected(item: T) -> None:
+        async def protected(item: T) -> R:
             await self._busy()
             try:
-                await processor(item)
+                return await processor(item)
             finally:
                 self._idle()
 

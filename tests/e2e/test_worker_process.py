@@ -153,7 +153,7 @@ def test_products_flow_from_producer_through_worker_to_s3(
         [key] = [k for k in written if k.endswith(f"/{product['id']}.json")]
         record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         text = replay.product(product["id"])["productText"]
-        assert record["lids"] == extract_lids(text)
+        assert record["lids"] == extract_lids(text).lids
         assert record["product_id"] == product["id"]
     # A second run publishes nothing new, so nothing is written twice.
     assert run_producer(service_env)["duplicate"] == len(listing)
@@ -228,7 +228,7 @@ def test_sigterm_requeues_work_that_outlasts_the_drain_time(
         replay,
         broker,
         delay_seconds=25,
-        WORKER_DRAIN_SECONDS="1",
+        WORKER_STOP_TIMEOUT_SECONDS="8",  # a drain of 1 s
     )
     started = time.monotonic()
     worker.signal(signal.SIGTERM)

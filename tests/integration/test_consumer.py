@@ -15,17 +15,20 @@ from rnr.messaging.consumer import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
     ERROR_HEADER,
+    ERROR_TYPE_HEADER,
     Consumer,
     ConsumerMetrics,
+    Delivery,
+    Handled,
 )
-from rnr.messaging.models import ProductMessage
 from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import declare_topology
 from tests.support.broker import BrokerFixture
 from tests.support.messages import product_message
 from tests.support.servers import wait_until_async
 
-StartConsumer = Callable[[Callable[[ProductMessage], Awaitable[None]]], Awaitable[Consumer]]
+Processor = Callable[[Delivery], Awaitable[Handled]]
+StartConsumer = Callable[[Processor], Awaitable[Consumer]]
 
 
 @pytest.fixture
@@ -33,9 +36,10 @@ async def start_consumer(broker: BrokerFixture) -> AsyncIterator[StartConsumer]:
     connections: list[aio_pika.abc.AbstractRobustConnection] = []
     consumers: list[Consumer] = []
 
-    async def start(processor: Callable[[ProductMessage], Awaitable[None]]) -> Consumer:
+    async def start(processor: Processor) -> Consumer:
         connection = await aio_pika.connect_robust(broker.url)
         connections.append(connection)
+        registry = CollectorRegistry()
         consumer = Consumer(
             connection,
             broker.topology(),
@@ -43,10 +47,11 @@ async def start_consumer(broker: BrokerFixture) -> AsyncIterator[StartConsumer]:
             prefetch=4,
             max_attempts=3,
             publish_timeout_seconds=5,
-            metrics=ConsumerMetrics(CollectorRegistry()),
+            metrics=ConsumerMetrics(registry),
         )
         await consumer.start()
         consumers.append(consumer)
+        consumer.registry = registry  # type: ignore[attr-defined]  # for the tests to read
         return consumer
 
     yield start
@@ -56,7 +61,9 @@ async def start_consumer(broker: BrokerFixture) -> AsyncIterator[StartConsumer]:
         await connection.close()
 
 
-async def publish_raw(broker: BrokerFixture, body: bytes, message_id: str) -> None:
+async def publish_raw(
+    broker: BrokerFixture, body: bytes, message_id: str, headers: dict | None = None
+) -> None:
     connection = await aio_pika.connect(broker.url)
     async with connection:
         channel = await Publisher.open_channel(connection)
@@ -66,14 +73,16 @@ async def publish_raw(broker: BrokerFixture, body: bytes, message_id: str) -> No
             routing_key=broker.topology().routing_key,
             message_id=message_id,
             correlation_id=message_id,
+            headers=headers,
         )
 
 
 async def test_success_is_acked_once(broker: BrokerFixture, start_consumer: StartConsumer) -> None:
     seen: list[str] = []
 
-    async def processor(product: ProductMessage) -> None:
-        seen.append(product.id)
+    async def processor(delivery: Delivery) -> Handled:
+        seen.append(delivery.product.id)
+        return Handled.PROCESSED
 
     consumer = await start_consumer(processor)
     await publish_raw(broker, product_message("p-ok").to_body(), "p-ok")
@@ -88,10 +97,11 @@ async def test_transient_failure_is_retried_after_a_broker_held_delay(
 ) -> None:
     calls: list[float] = []
 
-    async def processor(product: ProductMessage) -> None:
+    async def processor(delivery: Delivery) -> Handled:
         calls.append(time.monotonic())
         if len(calls) == 1:
             raise TransientError("upstream 503")
+        return Handled.PROCESSED
 
     await start_consumer(processor)
     await publish_raw(broker, product_message("p-retry").to_body(), "p-retry")
@@ -106,7 +116,7 @@ async def test_attempts_are_bounded_then_dead_lettered_with_reason(
 ) -> None:
     calls: list[float] = []
 
-    async def processor(product: ProductMessage) -> None:
+    async def processor(delivery: Delivery) -> Handled:
         calls.append(time.monotonic())
         raise TransientError(f"still failing ({len(calls)})")
 
@@ -138,8 +148,9 @@ async def test_poison_message_goes_straight_to_dead_letter_and_worker_carries_on
 ) -> None:
     seen: list[str] = []
 
-    async def processor(product: ProductMessage) -> None:
-        seen.append(product.id)
+    async def processor(delivery: Delivery) -> Handled:
+        seen.append(delivery.product.id)
+        return Handled.PROCESSED
 
     consumer = await start_consumer(processor)
     await publish_raw(broker, body, "poison")
@@ -158,7 +169,7 @@ async def test_permanent_processing_error_is_not_retried(
 ) -> None:
     calls = 0
 
-    async def processor(product: ProductMessage) -> None:
+    async def processor(delivery: Delivery) -> Handled:
         nonlocal calls
         calls += 1
         raise PermanentError("product not found")
@@ -168,6 +179,138 @@ async def test_permanent_processing_error_is_not_retried(
     dead = await wait_for_messages(broker, broker.topology().dead_letter_queue, 1)
     assert dead[0].headers[ERROR_HEADER] == "product not found"
     assert calls == 1
+
+
+def metric(consumer: Consumer, name: str, **labels: str) -> float:
+    value = consumer.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("a bug"), KeyError("flow"), RecursionError("deep"), ZeroDivisionError()]
+)
+async def test_an_unexpected_exception_is_a_bug_dead_lettered_at_once(
+    broker: BrokerFixture, start_consumer: StartConsumer, error: Exception
+) -> None:
+    """Not retried for minutes: logged, counted by type, dead-lettered as permanent."""
+    calls = 0
+
+    async def processor(delivery: Delivery) -> Handled:
+        nonlocal calls
+        calls += 1
+        raise error
+
+    consumer = await start_consumer(processor)
+    await publish_raw(broker, product_message("p-bug").to_body(), "p-bug")
+    [dead] = await wait_for_messages(broker, broker.topology().dead_letter_queue, 1)
+    assert dead.headers[DEAD_LETTER_REASON_HEADER] == "permanent"
+    assert dead.headers[ERROR_TYPE_HEADER] == type(error).__name__
+    assert calls == 1
+    name = "rnr_worker_unexpected_errors_total"
+    assert metric(consumer, name, error_type=type(error).__name__) == 1
+
+
+async def test_an_os_level_failure_is_retried(
+    broker: BrokerFixture, start_consumer: StartConsumer
+) -> None:
+    attempts: list[int] = []
+
+    async def processor(delivery: Delivery) -> Handled:
+        attempts.append(delivery.attempt)
+        if len(attempts) == 1:
+            raise ConnectionResetError("peer reset")
+        return Handled.PROCESSED
+
+    await start_consumer(processor)
+    await publish_raw(broker, product_message("p-os").to_body(), "p-os")
+    await wait_until_async(lambda: attempts == [1, 2], within=10)
+    assert await broker.drain(broker.topology().dead_letter_queue) == []
+
+
+async def test_the_processor_is_told_when_it_has_its_last_attempt(
+    broker: BrokerFixture, start_consumer: StartConsumer
+) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    async def processor(delivery: Delivery) -> Handled:
+        seen.append((delivery.attempt, delivery.is_last_attempt))
+        if not delivery.is_last_attempt:
+            raise TransientError("not yet")
+        return Handled.PROCESSED
+
+    await start_consumer(processor)
+    await publish_raw(broker, product_message("p-last").to_body(), "p-last")
+    await wait_until_async(lambda: len(seen) == 3, within=10)
+    assert seen == [(1, False), (2, False), (3, True)]
+
+
+async def test_a_duplicate_is_acked_and_counted_apart(
+    broker: BrokerFixture, start_consumer: StartConsumer
+) -> None:
+    async def processor(delivery: Delivery) -> Handled:
+        return Handled.DUPLICATE
+
+    consumer = await start_consumer(processor)
+    await publish_raw(broker, product_message("p-dup").to_body(), "p-dup")
+    name = "rnr_worker_messages_total"
+    await wait_until_async(lambda: metric(consumer, name, outcome="duplicate") == 1, within=10)
+    assert metric(consumer, name, outcome="acked") == 0
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    ["1" * 40, 1e30, 2**62, -1, 0, "abc", True, 1001, [1, 2]],
+    ids=[
+        "40-digits",
+        "huge-float",
+        "huge-int",
+        "negative",
+        "zero",
+        "text",
+        "bool",
+        "over-cap",
+        "list",
+    ],
+)
+async def test_an_unusable_attempt_header_dead_letters_with_a_reason_and_never_loops(
+    broker: BrokerFixture, start_consumer: StartConsumer, attempt: object
+) -> None:
+    calls = 0
+
+    async def processor(delivery: Delivery) -> Handled:
+        nonlocal calls
+        calls += 1
+        return Handled.PROCESSED
+
+    consumer = await start_consumer(processor)
+    await publish_raw(
+        broker, product_message("p-hdr").to_body(), "p-hdr", headers={ATTEMPT_HEADER: attempt}
+    )
+    [dead] = await wait_for_messages(broker, broker.topology().dead_letter_queue, 1)
+    assert dead.headers[DEAD_LETTER_REASON_HEADER] == "invalid_header"
+    assert ATTEMPT_HEADER in dead.headers[ERROR_HEADER]
+    assert dead.headers[ATTEMPT_HEADER] == 1
+    assert calls == 0
+    await asyncio.sleep(0.5)
+    assert metric(consumer, "rnr_worker_messages_total", outcome="requeued") == 0
+    assert metric(consumer, "rnr_worker_messages_total", outcome="dead_lettered") == 1
+
+
+@pytest.mark.parametrize(("attempt", "expected"), [("2", 2), (2, 2), (" 3 ", 3)])
+async def test_a_usable_attempt_header_counts_attempts(
+    broker: BrokerFixture, start_consumer: StartConsumer, attempt: object, expected: int
+) -> None:
+    seen: list[int] = []
+
+    async def processor(delivery: Delivery) -> Handled:
+        seen.append(delivery.attempt)
+        return Handled.PROCESSED
+
+    await start_consumer(processor)
+    await publish_raw(
+        broker, product_message("p-n").to_body(), "p-n", headers={ATTEMPT_HEADER: attempt}
+    )
+    await wait_until_async(lambda: seen == [expected], within=10)
 
 
 async def wait_for_messages(

@@ -17,6 +17,8 @@ from rnr.hydro.forecast import (
     prepare_forecast,
 )
 
+LID = "HPDT2"  # the validated id the worker asked NWPS about
+
 
 def gauge(**changes: Any) -> Gauge:
     payload: dict[str, Any] = {
@@ -49,8 +51,8 @@ def series(flows: list[float], units: str = "kcfs", start_hour: int = 21) -> Sta
 
 
 def test_kcfs_and_cfs_are_converted_to_cubic_metres() -> None:
-    kcfs = prepare_forecast(gauge(), series([17.0, 20.0]), None)
-    cfs = prepare_forecast(gauge(), series([17000.0, 20000.0], units="cfs"), None)
+    kcfs = prepare_forecast(LID, gauge(), series([17.0, 20.0]), None)
+    cfs = prepare_forecast(LID, gauge(), series([17000.0, 20000.0], units="cfs"), None)
     assert isinstance(kcfs, RfcForecast) and isinstance(cfs, RfcForecast)
     assert kcfs.flow_m3_s[0] == pytest.approx(17.0 * 1000 * CUBIC_FEET_TO_M3)
     assert kcfs.flow_m3_s[0] == pytest.approx(481.386392064)
@@ -58,7 +60,7 @@ def test_kcfs_and_cfs_are_converted_to_cubic_metres() -> None:
 
 
 def test_every_missing_value_is_dropped_not_only_the_first() -> None:
-    prepared = prepare_forecast(gauge(), series([-999, 17.0, -999, 18.0, -999, 19.0]), None)
+    prepared = prepare_forecast(LID, gauge(), series([-999, 17.0, -999, 18.0, -999, 19.0]), None)
     assert isinstance(prepared, RfcForecast)
     assert len(prepared.flow_m3_s) == 3
     assert prepared.t0 == prepared.valid_times[0] == dt.datetime(2025, 5, 6, 0, tzinfo=dt.UTC)
@@ -66,8 +68,8 @@ def test_every_missing_value_is_dropped_not_only_the_first() -> None:
 
 def test_initial_flow_is_the_latest_valid_observation_else_the_first_forecast() -> None:
     observed = series([10.0, 12.0, -999], start_hour=9)
-    with_obs = prepare_forecast(gauge(), series([17.0, 20.0]), observed)
-    without = prepare_forecast(gauge(), series([17.0, 20.0]), None)
+    with_obs = prepare_forecast(LID, gauge(), series([17.0, 20.0]), observed)
+    without = prepare_forecast(LID, gauge(), series([17.0, 20.0]), None)
     assert isinstance(with_obs, RfcForecast) and isinstance(without, RfcForecast)
     assert with_obs.initial_flow_m3_s == pytest.approx(12.0 * 1000 * CUBIC_FEET_TO_M3)
     assert without.initial_flow_m3_s == pytest.approx(17.0 * 1000 * CUBIC_FEET_TO_M3)
@@ -76,7 +78,7 @@ def test_initial_flow_is_the_latest_valid_observation_else_the_first_forecast() 
 @pytest.mark.parametrize("category", ["action", "minor", "moderate", "major"])
 def test_flooding_categories_pass_the_gate(category: str) -> None:
     prepared = prepare_forecast(
-        gauge(status={"forecast": {"floodCategory": category}}), series([1.0]), None
+        LID, gauge(status={"forecast": {"floodCategory": category}}), series([1.0, 2.0]), None
     )
     assert isinstance(prepared, RfcForecast)
     assert prepared.flood_category == category
@@ -98,14 +100,69 @@ def test_flooding_categories_pass_the_gate(category: str) -> None:
     ],
 )
 def test_skip_reasons(changes: dict, forecast: list[float], reason: str) -> None:
-    skipped = prepare_forecast(gauge(**changes), series(forecast), None)
+    skipped = prepare_forecast(LID, gauge(**changes), series(forecast), None)
     assert isinstance(skipped, Skipped)
     assert skipped.reason == SkipReason(reason)
     assert skipped.lid == "HPDT2"
 
 
 def test_unknown_flow_units_are_a_skip() -> None:
-    skipped = prepare_forecast(gauge(), series([1.0], units="m3/s"), None)
+    skipped = prepare_forecast(LID, gauge(), series([1.0], units="m3/s"), None)
     assert isinstance(skipped, Skipped)
     assert skipped.reason is SkipReason.UNKNOWN_FLOW_UNITS
     assert "m3/s" in skipped.detail
+
+
+# --------------------------------------------------------------------- invalid data
+
+
+def stageflow(points: list[tuple[str, float]]) -> StageFlowSeries:
+    return StageFlowSeries.model_validate(
+        {
+            "secondaryUnits": "kcfs",
+            "data": [{"validTime": when, "secondary": flow} for when, flow in points],
+        }
+    )
+
+
+def invalid_data_detail(prepared: RfcForecast | Skipped) -> str:
+    assert isinstance(prepared, Skipped), prepared
+    assert prepared.reason is SkipReason.INVALID_DATA
+    assert prepared.lid == LID
+    return prepared.detail
+
+
+@pytest.mark.parametrize(
+    ("points", "problem"),
+    [
+        ([("2025-05-05T21:00:00Z", 1.0)], "at least two"),
+        ([("2025-05-05T21:00:00Z", 1.0), ("2025-05-05T18:00:00Z", 2.0)], "strictly increasing"),
+        ([("2025-05-05T21:00:00Z", 1.0), ("2025-05-05T21:00:00Z", 2.0)], "strictly increasing"),
+        ([("2025-05-05T21:00:00Z", 1.0), ("2027-05-05T21:00:00Z", 2.0)], "31-day limit"),
+        ([("2025-05-05T21:00:00Z", 1.0), ("2025-05-06T21:00:00Z", 1e300)], "not a finite flow"),
+        ([("2025-05-05T21:00:00Z", 1.0), ("2025-05-06T21:00:00Z", 1e40)], "not a finite flow"),
+    ],
+)
+def test_an_unroutable_series_is_invalid_data(points: list, problem: str) -> None:
+    assert problem in invalid_data_detail(prepare_forecast(LID, gauge(), stageflow(points), None))
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
+def test_times_outside_the_calendar_span_are_rejected_by_the_model(when: str) -> None:
+    with pytest.raises(ValueError, match="must lie between"):
+        stageflow([(when, 1.0), ("2025-05-06T21:00:00Z", 2.0)])
+
+
+def test_an_answer_about_another_gauge_is_invalid_data_and_keeps_the_asked_id() -> None:
+    detail = invalid_data_detail(
+        prepare_forecast(LID, gauge(lid="../ESCAPED"), series([1, 2]), None)
+    )
+    assert "../ESCAPED" in detail
+
+
+@pytest.mark.parametrize("reach_id", ["../3121538", "31 21", "0x1F", "3121538/..", "9" * 20])
+def test_a_reach_id_that_is_not_digits_is_invalid_data(reach_id: str) -> None:
+    detail = invalid_data_detail(
+        prepare_forecast(LID, gauge(reachId=reach_id), series([1, 2]), None)
+    )
+    assert "reach id" in detail

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rnr.core.errors import PermanentError, RnrError
-from rnr.hydro.hml import HmlParseError, extract_lids
+from rnr.hydro.hml import HmlParseError, Sites, extract_lids
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 XSI = (
@@ -74,8 +74,6 @@ VALID_CASES: list[tuple[str, str, list[str]]] = [
     ("lower case upper-cased", site("hpdt2"), ["HPDT2"]),
     ("mixed case deduplicated", site("hpdt2") + site("HPDT2"), ["HPDT2"]),
     ("id padded with spaces", site(" HPDT2 "), ["HPDT2"]),
-    ("three character id", site("ABC"), ["ABC"]),
-    ("eight character id", site("ABCD1234"), ["ABCD1234"]),
     (
         "default namespace",
         site("HPDT2", attrs='xmlns="http://www.nws.noaa.gov/hml" ' + XSI),
@@ -129,7 +127,7 @@ VALID_CASES: list[tuple[str, str, list[str]]] = [
     [pytest.param(text, expected, id=name) for name, text, expected in VALID_CASES],
 )
 def test_extract_lids_valid(text: str, expected: list[str]) -> None:
-    assert extract_lids(text) == expected
+    assert extract_lids(text) == Sites(expected, [])
 
 
 # (case name, product text, 1-based index of the bad document, words the message holds)
@@ -148,13 +146,6 @@ INVALID_CASES: list[tuple[str, str, int, str]] = [
     ("undefined prefix", f'{DECL}<h:site id="HPDT2"/>', 1, "unbound prefix"),
     ("site without id", f'{DECL}<site name="x"/>', 1, "without an id"),
     ("nested site without id", f'{DECL}<hml><site id="HPDT2"/><site/></hml>', 1, "without an id"),
-    ("empty id", f'{DECL}<site id=""/>', 1, "not 3-8"),
-    ("id too short", f'{DECL}<site id="AB"/>', 1, "not 3-8"),
-    ("id too long", f'{DECL}<site id="ABCDEFGH9"/>', 1, "not 3-8"),
-    ("id with punctuation", f'{DECL}<site id="HPD-2"/>', 1, "not 3-8"),
-    ("id with inner space", f'{DECL}<site id="HP DT2"/>', 1, "not 3-8"),
-    ("id not ascii", f'{DECL}<site id="HPDÉ2"/>', 1, "not 3-8"),
-    ("second document bad id", site("HPDT2") + site("B@D"), 2, "not 3-8"),
 ]
 
 
@@ -170,6 +161,39 @@ def test_extract_lids_invalid(text: str, document: int, words: str) -> None:
     assert f"HML document {document} " in str(error)
     assert words in str(error)
     assert error.reason in str(error)
+
+
+@pytest.mark.parametrize(
+    "site_id",
+    [
+        "",
+        "AB",
+        "ABC",
+        "ABCD1234",
+        "HPD-2",
+        "HP DT2",
+        "HPDÉ2",
+        "B@D",
+        "..",
+        "../ESCAPED",
+        "HPDT2/..",
+        "12345",
+    ],
+)
+def test_a_site_id_that_is_not_a_location_id_costs_only_itself(site_id: str) -> None:
+    text = HEADER + site("HPDT2") + site(site_id) + site("BAWT2") + "$$\n"
+    sites = extract_lids(text)
+    assert sites.lids == ["HPDT2", "BAWT2"]
+    [rejected] = sites.rejected
+    assert rejected.site_id == site_id
+    assert rejected.reason.startswith("HML document 2: ")
+    assert "not an NWS location id" in rejected.reason
+
+
+def test_a_rejected_site_id_is_quoted_shortened() -> None:
+    [rejected] = extract_lids(site("X" * 10_000)).rejected
+    assert len(rejected.site_id) == 40
+    assert len(rejected.reason) < 200
 
 
 def test_error_is_permanent() -> None:
@@ -203,9 +227,9 @@ def test_later_documents_are_still_checked_after_valid_ones() -> None:
 
 
 def test_many_documents_keep_order() -> None:
-    lids = [f"G{i:03d}X{i % 10}" for i in range(200)]
+    lids = [f"G{chr(65 + i // 26 % 26)}{chr(65 + i % 26)}X{i % 10}" for i in range(200)]
     text = HEADER + "".join(site(lid) for lid in lids) + "$$\n"
-    assert extract_lids(text) == lids
+    assert extract_lids(text) == Sites(lids, [])
 
 
 def test_realistic_product() -> None:
@@ -228,4 +252,4 @@ def test_realistic_product() -> None:
         + site("bawt2", attrs='xmlns="http://www.nws.noaa.gov/hml" ' + XSI, body=forecast)
         + "\n$$\n"
     )
-    assert extract_lids(text) == ["HPDT2", "BAWT2"]
+    assert extract_lids(text).lids == ["HPDT2", "BAWT2"]

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rnr.core.errors import PermanentError
+from rnr.core.identifiers import PRODUCT_ID_PATTERN
 from rnr.messaging.errors import InvalidMessage
-from rnr.messaging.models import SCHEMA_VERSION, ProductMessage
+from rnr.messaging.models import MAX_BODY_BYTES, SCHEMA_VERSION, ProductMessage
 
 VALID: dict[str, Any] = {
     "schema_version": 1,
@@ -74,13 +75,13 @@ def test_message_is_frozen() -> None:
 
 # ---------------------------------------------------------------------------- round trip
 
-ids = st.from_regex(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+ids = st.from_regex(PRODUCT_ID_PATTERN.replace("^", r"\A").replace("$", r"\Z"))
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
 )
 times = st.datetimes(
-    min_value=dt.datetime(1900, 1, 1),
-    max_value=dt.datetime(2200, 1, 1),
+    min_value=dt.datetime(1990, 1, 2),
+    max_value=dt.datetime(2199, 12, 31),
     timezones=st.one_of(st.just(dt.UTC), offsets),
 )
 
@@ -165,10 +166,46 @@ def test_unparseable_datetime(when: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "product_id", ["", "has space", "slash/inside", "a" * 129, "ünïcode", "new\nline"]
+    "product_id",
+    [
+        *("", "has space", "slash/inside", "a" * 129, "ünïcode", "new\nline"),
+        # Names a path could resolve: the current folder, its parent, a walk out of it.
+        *(".", "..", "../products", "..%2F", "a.b", "-leading-dash", "x:y", "a\\b"),
+    ],
 )
 def test_bad_id(product_id: str) -> None:
     assert "id: " in invalid(body(id=product_id))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0001-01-01T00:00:00+05:00",  # cannot be shifted to UTC at all
+        "9999-12-31T23:00:00-05:00",
+        "1989-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+    ],
+)
+def test_issuance_time_outside_the_span_is_rejected(when: str) -> None:
+    assert "issuance_time: Value error, must lie between" in invalid(body(issuance_time=when))
+
+
+def test_an_oversized_body_is_rejected_unread_with_its_size() -> None:
+    message = invalid(b" " * (MAX_BODY_BYTES + 1))
+    assert f"{MAX_BODY_BYTES + 1:,} bytes" in message
+    assert "limit" in message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 20_000,
+        b'{"schema_version": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+        b'{"schema_version": 2, "x": ' + b"{" * 5_000 + b"}",
+    ],
+)
+def test_deeply_nested_json_is_a_permanent_rejection(raw: bytes) -> None:
+    assert "Invalid JSON" in invalid(raw)
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://example.com/x", "/products/1", 5])

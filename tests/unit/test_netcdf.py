@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from rnr.core.identifiers import InvalidIdentifier
 from rnr.hydro.muskingum_cunge import RoutingResult
 from rnr.hydro_io.netcdf import (
     hourly_steps,
@@ -111,9 +112,11 @@ def test_output_key_depends_only_on_gauge_and_t0(prefix: str, lid: str, key: str
     assert output_key(prefix, lid, T0) == output_key(prefix, lid, T0.astimezone())
 
 
-@pytest.mark.parametrize("lid", ["", "  ", "HP/DT2", "HP DT2"])
+@pytest.mark.parametrize(
+    "lid", ["", "  ", "HP/DT2", "HP DT2", "..", "../ESCAPED", "HPDT2/..", ".", "HPDT2\x00"]
+)
 def test_output_key_rejects_bad_lid(lid: str) -> None:
-    with pytest.raises(ValueError, match="lid"):
+    with pytest.raises(InvalidIdentifier, match="not an NWS location id"):
         output_key("outputs", lid, T0)
 
 

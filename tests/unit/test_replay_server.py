@@ -105,7 +105,7 @@ def test_every_fixture_product_parses_to_known_lids(client: TestClient) -> None:
     }
     for summary in _graph(client, type="HML"):
         text = client.get(summary["@id"]).json()["productText"]
-        lids = extract_lids(text)
+        lids = extract_lids(text).lids
         assert lids == expected[summary["issuanceTime"]]
         seen.update(lids)
     assert seen == ALL_LIDS
@@ -383,7 +383,7 @@ def test_admin_products_add_and_reset(client: TestClient) -> None:
     assert added[0]["issuanceTime"] > "2025-05-05T19:00:00+00:00"
     assert added[1]["issuanceTime"] > added[0]["issuanceTime"]
     text = client.get(f"/products/{added[0]['id']}").json()["productText"]
-    assert extract_lids(text) == ["HPDT2", "NOPE1"]
+    assert extract_lids(text).lids == ["HPDT2", "NOPE1"]
 
     assert client.post("/_admin/reset").status_code == 200
     assert len(_graph(client, type="HML")) == 6
@@ -397,7 +397,7 @@ def test_admin_products_default_lids_rotate_over_fixture_gauges(client: TestClie
     lids: list[str] = []
     for product in added:
         text = client.get(f"/products/{product['id']}").json()["productText"]
-        product_lids = extract_lids(text)
+        product_lids = extract_lids(text).lids
         assert product_lids
         lids.extend(product_lids)
     assert set(lids) == ALL_LIDS

@@ -160,3 +160,44 @@ def test_api_mode_skips_what_the_worker_skips(
     args += ["--nwps-url", replay.nwps_api_url, "--out", str(tmp_path)]
     assert main(args) == EXIT_SKIPPED
     assert "unknown_gauge" in capsys.readouterr().out
+
+
+def _files_in(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("hostile", ["../ESCAPED", "..", "HPDT2/../../x", "/tmp/x"])
+def test_a_hostile_lid_in_the_gauge_file_writes_nothing_anywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hostile: str
+) -> None:
+    paths = _answers(tmp_path, "HPDT2")
+    gauge = json.loads(paths["gauge"].read_text())
+    paths["gauge"].write_text(json.dumps({**gauge, "lid": hostile}))
+    before = _files_in(tmp_path)
+    out = tmp_path / "work" / "out"
+    assert main(_file_args(paths, out)) == EXIT_BAD_INPUT
+    assert "not an NWS location id" in capsys.readouterr().err
+    assert _files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("option", ["--lid", "--reach-id"])
+def test_a_hostile_lid_or_reach_option_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    paths = _answers(tmp_path, "HPDT2")
+    args = ["route", "--hydrofabric", str(HYDROFABRIC), "--forecast", str(paths["forecast"])]
+    args += ["--reach-id", "3121538", "--lid", "HPDT2", "--out", str(tmp_path / "out")]
+    args[args.index(option) + 1] = "../ESCAPED"
+    before = _files_in(tmp_path)
+    assert main(args) == EXIT_BAD_INPUT
+    assert f"{option}: " in capsys.readouterr().err
+    assert _files_in(tmp_path) == before
+
+
+def test_outputs_are_refused_outside_the_chosen_folder(tmp_path: Path) -> None:
+    from rnr.analysis.route_gauge import BadInput, output_path
+
+    assert output_path(tmp_path, "HPDT2_hydrograph.png") == tmp_path / "HPDT2_hydrograph.png"
+    for name in ("../HPDT2_hydrograph.png", "sub/x.png", "/etc/x.png", ".."):
+        with pytest.raises(BadInput, match="outside"):
+            output_path(tmp_path, name)

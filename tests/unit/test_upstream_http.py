@@ -24,11 +24,12 @@ from rnr.replay.server import create_app
 from rnr.upstream import http as upstream_http
 from rnr.upstream.http import (
     UpstreamClient,
+    UpstreamGarbled,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from rnr.upstream.nws import NwsClient
+from rnr.upstream.nws import NwsClient, read_listing
 from tests.support.servers import free_port, uvicorn_in_thread
 
 LISTING = "^/products$"
@@ -166,13 +167,23 @@ async def test_rejection_quotes_the_start_of_the_body(replay: Replay) -> None:
     assert "x" * 201 not in message
 
 
-@pytest.mark.parametrize("garbage", ["<html>oops</html>", "", "{truncated", "\ufeff{}"])
-async def test_non_json_200_is_rejected_without_retry(replay: Replay, garbage: str) -> None:
+@pytest.mark.parametrize(
+    "garbage", ["<html>oops</html>", "", "{truncated", "\ufeff{}", "[" * 100_000]
+)
+async def test_non_json_200_is_retried_then_transient(replay: Replay, garbage: str) -> None:
+    """A 200 error page is usually temporary: retried, then a transient UpstreamGarbled."""
     replay.fault(LISTING, status=200, body=garbage)
-    async with client(retries=3) as http:
-        with pytest.raises(UpstreamRejected, match="body is not JSON"):
+    async with client(retries=2) as http:
+        with pytest.raises(UpstreamGarbled, match="body that is not JSON") as caught:
             await http.get_json(listing_url(replay))
-    assert count(replay) == 1
+    assert isinstance(caught.value, TransientError)
+    assert count(replay) == 3
+
+
+async def test_a_garbled_answer_that_recovers_is_read(replay: Replay) -> None:
+    replay.fault(LISTING, status=200, body="<html>busy</html>", times=1)
+    async with client(retries=1) as http:
+        assert "@graph" in await http.get_json(listing_url(replay))
 
 
 async def test_json_is_read_as_utf8_whatever_charset_is_declared(replay: Replay) -> None:
@@ -345,3 +356,24 @@ async def test_product_without_text_is_rejected(replay: Replay, payload: object)
     async with nws(replay) as api:
         with pytest.raises(UpstreamRejected, match="p-1 has no 'productText'"):
             await api.product_text("p-1")
+
+
+@pytest.mark.parametrize(
+    ("product_id", "issued"),
+    [
+        (".", "2025-05-05T15:00:00+00:00"),
+        ("..", "2025-05-05T15:00:00+00:00"),
+        ("../products", "2025-05-05T15:00:00+00:00"),
+        ("a/b", "2025-05-05T15:00:00+00:00"),
+        ("ok-id", "0001-01-01T00:00:00+05:00"),
+        ("ok-id", "9999-12-31T23:00:00-05:00"),
+    ],
+)
+def test_a_listing_entry_with_a_hostile_id_or_time_is_set_aside(
+    product_id: str, issued: str
+) -> None:
+    """The listing is where a product id enters: it never becomes a key if it is a path."""
+    graph = [summary("good", "2025-05-05T15:00:00+00:00"), summary(product_id, issued)]
+    listing = read_listing({"@graph": graph})
+    assert [p.id for p in listing.products] == ["good"]
+    assert listing.invalid == [product_id]
