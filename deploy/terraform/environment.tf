@@ -3,8 +3,10 @@
 # settings mixins in rnr/core/settings.py; each service merges the groups it reads.
 #
 # Not set here: RABBITMQ_URL (local only: in AWS the services use RABBITMQ_ENDPOINT
-# with RABBITMQ_SECRET_ARN), AWS_ENDPOINT_URL (emulators only), and AWS_REGION for the
-# Lambdas (a reserved variable that Lambda sets itself).
+# with RABBITMQ_SECRET_ARN), AWS_ENDPOINT_URL (emulators only), AWS_REGION for the
+# Lambdas (a reserved variable that Lambda sets itself), HTTP_HOST for the Lambdas and
+# INVOKE_TOKEN: in AWS the Lambdas run under awslambdaric and serve no HTTP, so there
+# is no /invoke to listen for or protect.
 
 locals {
   env_common = {
@@ -55,10 +57,15 @@ locals {
   }
 
   env_worker = {
+    # The services listen on 127.0.0.1 by default; the worker's /healthz, /readyz and
+    # /metrics must be reachable on the task's network interface (it serves no /invoke).
+    HTTP_HOST                 = "0.0.0.0"
     FLOWPATH_ATTRIBUTES_LAYER = var.settings.flowpath_attributes_layer
     WORKER_PREFETCH           = var.settings.worker_prefetch
     WORKER_GAUGE_CONCURRENCY  = var.settings.worker_gauge_concurrency
-    WORKER_DRAIN_SECONDS      = var.settings.worker_drain_seconds
+    # The worker plans its whole stop (drain, requeue, protection release) inside the
+    # task's stopTimeout: one number, passed from the same variable as the task's.
+    WORKER_STOP_TIMEOUT_SECONDS = var.worker.stop_timeout_seconds
     # ECS_AGENT_URI, which the worker also reads, is injected by the ECS agent.
     WORKER_SCALE_IN_PROTECTION_MINUTES = var.settings.worker_scale_in_protection_minutes
   }

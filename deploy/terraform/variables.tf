@@ -195,8 +195,8 @@ variable "worker" {
   nullable = false
 
   validation {
-    condition     = var.settings.worker_drain_seconds < var.worker.stop_timeout_seconds
-    error_message = "settings.worker_drain_seconds (WORKER_DRAIN_SECONDS) must be below worker.stop_timeout_seconds, or ECS kills the worker mid-drain."
+    condition     = var.worker.stop_timeout_seconds >= 8 && var.worker.stop_timeout_seconds <= 120
+    error_message = "worker.stop_timeout_seconds must be 8-120: the worker reserves 7 s of it for requeueing, releasing scale-in protection and exiting, and drains for the rest."
   }
 }
 
@@ -260,7 +260,6 @@ variable "settings" {
     postproc_max_forecast_age_hours    = optional(number, 48)
     worker_prefetch                    = optional(number, 8)
     worker_gauge_concurrency           = optional(number, 4)
-    worker_drain_seconds               = optional(number, 25)
     worker_scale_in_protection_minutes = optional(number, 10)
     autoscaler_mode                    = optional(string, "direct")
     autoscaler_min_tasks               = optional(number, 0)
@@ -295,8 +294,8 @@ variable "settings" {
   }
 
   validation {
-    condition     = var.settings.worker_prefetch >= 1 && var.settings.worker_prefetch <= 1000 && var.settings.worker_gauge_concurrency >= 1 && var.settings.worker_gauge_concurrency <= 64 && var.settings.worker_drain_seconds >= 0 && var.settings.worker_drain_seconds <= 115 && var.settings.worker_scale_in_protection_minutes >= 1 && var.settings.worker_scale_in_protection_minutes <= 2880
-    error_message = "settings.worker_prefetch must be 1-1000, worker_gauge_concurrency 1-64, worker_drain_seconds 0-115 and worker_scale_in_protection_minutes 1-2880."
+    condition     = var.settings.worker_prefetch >= 1 && var.settings.worker_prefetch <= 1000 && var.settings.worker_gauge_concurrency >= 1 && var.settings.worker_gauge_concurrency <= 64 && var.settings.worker_scale_in_protection_minutes >= 1 && var.settings.worker_scale_in_protection_minutes <= 2880
+    error_message = "settings.worker_prefetch must be 1-1000, worker_gauge_concurrency 1-64 and worker_scale_in_protection_minutes 1-2880."
   }
 
   validation {

@@ -22,9 +22,38 @@ class _EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
 
+INVOKE_TOKEN_MIN_LENGTH = 16
+
+
 class CommonSettings(_EnvSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Where /healthz, /readyz, /metrics (and /invoke) listen: this machine only, unless
+    # a container sets 0.0.0.0 so that its port mapping or task network reaches it.
+    http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=1, le=65535)
+    # The bearer token POST /invoke requires. Unset, /invoke answers on a loopback
+    # HTTP_HOST only (rnr.core.lambda_entry).
+    invoke_token: SecretStr | None = None
+
+    @field_validator("http_host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if not value or any(c.isspace() or c in "/[]" for c in value):
+            raise ValueError("give an address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+        return value
+
+    @field_validator("invoke_token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < INVOKE_TOKEN_MIN_LENGTH or not all("!" <= c <= "~" for c in token):
+            raise ValueError(
+                f"give at least {INVOKE_TOKEN_MIN_LENGTH} visible ASCII characters without "
+                "spaces (e.g. the output of `openssl rand -hex 32`), or leave it unset"
+            )
+        return value
 
 
 class BrokerSettings(_EnvSettings):

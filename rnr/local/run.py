@@ -58,6 +58,9 @@ def reachable(url: str, default_port: int) -> bool:
 def http_json(method: str, url: str, timeout: float = 120) -> Any:
     request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
     request.add_header("Content-Type", "application/json")
+    # The services require the token when the developer's environment sets one.
+    if token := os.environ.get("INVOKE_TOKEN"):
+        request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read())
 
@@ -186,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         "NWPS_API_URL": f"http://127.0.0.1:{replay_port}/nwps/v1",
         # The replay fixtures' forecasts were issued in 2025: keep them in the table.
         "POSTPROC_MAX_FORECAST_AGE_HOURS": "87600",
+        # Every service listens on this machine only, whatever the shell says: this run
+        # reaches them on 127.0.0.1, where /invoke is open without a token (an
+        # INVOKE_TOKEN from the shell is passed on, required and sent).
+        "HTTP_HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
     }
     stack = Stack(env)

@@ -3,6 +3,8 @@
 ``SCHEDULER_TARGETS`` lists ``name=url@seconds`` entries separated by commas, e.g.
 ``producer=http://producer:8080/invoke@60,postproc=http://postproc:8080/invoke@300``.
 ``--once`` invokes every target a single time and exits non-zero if any failed.
+With ``INVOKE_TOKEN`` set (the token the services require), every call sends it as
+``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -29,6 +32,12 @@ class Target:
     name: str
     url: str
     period_seconds: float
+
+
+def invoke_headers(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The headers of every call: the services' bearer token when one is configured."""
+    token = environ.get("INVOKE_TOKEN", "")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def parse_targets(spec: str) -> list[Target]:
@@ -78,7 +87,9 @@ async def invoke(session: aiohttp.ClientSession, target: Target) -> bool:
 
 
 async def run_forever(targets: list[Target]) -> None:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=300), headers=invoke_headers()
+    ) as session:
 
         async def loop(target: Target) -> None:
             while True:
@@ -89,7 +100,9 @@ async def run_forever(targets: list[Target]) -> None:
 
 
 async def run_once(targets: list[Target]) -> bool:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=300), headers=invoke_headers()
+    ) as session:
         results = [await invoke(session, target) for target in targets]
     return all(results)
 

@@ -2,8 +2,13 @@
 
 The HTTP app comes up at once and answers /readyz with 503 until the consumer is
 active; the broker connection is retried in the background, so a worker started
-before RabbitMQ waits for it instead of crash-looping. uvicorn turns SIGTERM into
-the lifespan's shutdown, where the consumer drains.
+before RabbitMQ waits for it instead of crash-looping.
+
+Stopping is planned inside one budget (``services.worker.stop_budget``): at SIGTERM,
+:meth:`WorkerRuntime.drain` runs while the HTTP server still serves, so ``/readyz``
+turns 503 at the signal and stays reachable; a start-up still in progress is cancelled
+and never begins consuming; in-flight messages finish or are requeued. Then uvicorn
+shuts down and the lifespan closes the rest (scale-in protection, connections).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -54,6 +59,8 @@ class WorkerRuntime:
         self._secrets = SecretCache(self._aws)
         self._stack = contextlib.AsyncExitStack()
         self._starting: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._drained = asyncio.Event()
         self.network: NetworkIndex | None = None
         self.protection = TaskProtection(
             settings.ecs_agent_uri,
@@ -66,6 +73,8 @@ class WorkerRuntime:
             raise RuntimeError("hydrofabric not loaded yet")
 
     async def readiness(self) -> None:
+        if self._stopping:
+            raise RuntimeError("stopping: finishing in-flight messages, taking no new ones")
         if self.consumer is None:
             raise RuntimeError("not connected to RabbitMQ yet")
         if not self.consumer.is_consuming():
@@ -158,7 +167,10 @@ class WorkerRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
         self._stack.push_async_callback(connection.close)
-        consumer = Consumer(
+        if self._stopping:
+            return
+        # Known before it starts, so a stop during start() still stops it.
+        self.consumer = Consumer(
             connection,
             Topology.from_settings(self.settings),
             self._processor,
@@ -167,17 +179,35 @@ class WorkerRuntime:
             publish_timeout_seconds=self.settings.rabbitmq_publish_timeout_seconds,
             metrics=self._metrics,
         )
-        await consumer.start()
-        self.consumer = consumer
+        await self.consumer.start()
+
+    async def drain(self) -> None:
+        """The first part of a stop, run at the signal: take nothing new, finish or
+        requeue what is in flight. Idempotent."""
+        if self._stopping:
+            await self._drained.wait()
+            return
+        self._stopping = True
+        budget = self.settings.stop_budget
+        logger.info("stop requested: draining", extra={"drain_seconds": budget.drain_seconds})
+        try:
+            if self._starting is not None and not self._starting.done():
+                self._starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._starting
+            if self.consumer is not None:
+                await self.consumer.stop(budget.drain_seconds, budget.requeue_seconds)
+        finally:
+            self._drained.set()
 
     async def stop(self) -> None:
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._starting
-        if self.consumer is not None:
-            await self.consumer.stop(self.settings.worker_drain_seconds)
-        await self.protection.close()
+        await self.drain()
+        try:
+            await asyncio.wait_for(
+                self.protection.close(), timeout=self.settings.stop_budget.release_seconds
+            )
+        except TimeoutError:
+            logger.warning("scale-in protection not released in time; it expires by itself")
         await self._stack.aclose()
         logger.info("worker stopped")
 
@@ -200,3 +230,9 @@ def create_app(settings: WorkerSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     return app
+
+
+def drain_of(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    """What the HTTP server runs at SIGTERM, before it stops serving."""
+    runtime: WorkerRuntime = app.state.runtime
+    return runtime.drain

@@ -9,6 +9,7 @@ from rnr.core.settings import (
     OutputSettings,
     UpstreamSettings,
 )
+from services.worker.stop_budget import MIN_STOP_TIMEOUT_SECONDS, StopBudget
 
 
 class WorkerSettings(
@@ -18,11 +19,15 @@ class WorkerSettings(
     flowpath_attributes_layer: str = "flowpath-attributes-ml"
     worker_prefetch: int = Field(8, ge=1, le=1000)
     worker_gauge_concurrency: int = Field(4, ge=1, le=64)
-    # Fargate sends SIGKILL 30 s after SIGTERM by default (the task's stopTimeout):
-    # drain for less than that, leaving time to requeue what did not finish.
-    worker_drain_seconds: float = Field(25.0, ge=0, le=115)
+    # Seconds from SIGTERM to SIGKILL: the task definition's stopTimeout (Fargate's
+    # default and Terraform's is 30). Every wait of the stop is planned inside it.
+    worker_stop_timeout_seconds: float = Field(30.0, ge=MIN_STOP_TIMEOUT_SECONDS, le=120)
     # Injected by the ECS agent into every task's containers; unset outside ECS, where
     # scale-in protection is a no-op.
     ecs_agent_uri: str | None = None
     # How long one protection lasts if never released (renewed while busy).
     worker_scale_in_protection_minutes: int = Field(10, ge=1, le=2880)
+
+    @property
+    def stop_budget(self) -> StopBudget:
+        return StopBudget.within(self.worker_stop_timeout_seconds)

@@ -1,4 +1,5 @@
-"""Each Lambda image entry point, run by the real awslambdaric against a fake Runtime API."""
+"""Each Lambda image entry point, run by the real awslambdaric against a fake Runtime API,
+and the producer's ``serve`` command as compose and the scheduler use it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -21,6 +25,9 @@ from tests.support.broker import BrokerFixture, broker_secret
 from tests.support.forecasts import forecast_file
 from tests.support.lambda_invoke import Invocation, fake_lambda
 from tests.support.lambda_runtime import FakeRuntime, FakeRuntimeServer
+from tests.support.processes import ServiceProcess
+from tests.support.servers import wait_until
+from tests.unit.test_lambda_entry import listening_addresses
 
 INVOKE_TIMEOUT = 60
 
@@ -182,3 +189,85 @@ def test_postproc_entry_point_writes_the_table(
     assert (outcome.body["processed"], outcome.body["written"]) == (1, True)
     latest = s3.get_object(Bucket=bucket, Key=outcome.body["latest_key"])["Body"].read()
     assert pq.read_table(io.BytesIO(latest)).num_rows == outcome.body["table_rows"] > 0
+
+
+# ------------------------------------------------------------------ serve, over HTTP
+
+INVOKE_TOKEN = "e2e-invoke-token-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def producer_serving(env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
+    """``python -m services.producer serve`` as compose runs it, stopped with SIGTERM."""
+    service = ServiceProcess([sys.executable, "-m", "services.producer", "serve"], env)
+    for name in ("HTTP_HOST", "INVOKE_TOKEN"):  # only what the test gives
+        if name not in env:
+            service.env.pop(name, None)
+    service.start(tmp_path)
+    try:
+        wait_until(lambda: service.status("/healthz") == 200, timeout=60, what="producer serve")
+        yield service
+    finally:
+        service.signal(signal.SIGTERM)
+        try:
+            assert service.wait(timeout=15) == 0, service.log()[-3000:]
+        finally:
+            service.stop()
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket table")
+def test_producer_serve_beyond_loopback_runs_only_for_the_token(
+    producer_env: dict[str, str], replay: Replay, tmp_path: Path
+) -> None:
+    listed = len(replay.listing())
+    env = {**producer_env, "HTTP_HOST": "0.0.0.0", "INVOKE_TOKEN": INVOKE_TOKEN}
+    with producer_serving(env, tmp_path) as service:
+        assert listening_addresses(service.http_port) == {"0.0.0.0"}
+        before = replay.requests()
+        refused = httpx.post(f"{service.url}/invoke", json={}, timeout=10)
+        assert replay.requests() == before  # no run reached weather.gov
+        answer = httpx.post(
+            f"{service.url}/invoke",
+            json={"source": "rnr.local.scheduler"},
+            headers={"Authorization": f"Bearer {INVOKE_TOKEN}"},
+            timeout=INVOKE_TIMEOUT,
+        )
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["published"] == listed
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket table")
+def test_producer_serve_beyond_loopback_without_a_token_keeps_invoke_closed(
+    producer_env: dict[str, str], replay: Replay, tmp_path: Path
+) -> None:
+    with producer_serving({**producer_env, "HTTP_HOST": "0.0.0.0"}, tmp_path) as service:
+        before = replay.requests()
+        answer = httpx.post(f"{service.url}/invoke", json={}, timeout=10)
+        assert replay.requests() == before
+        # A body /invoke could never take is a clear 4xx too, never a traceback.
+        binary = httpx.post(f"{service.url}/invoke", content=b"\xff" * 10, timeout=10)
+        log = service.log()
+    assert answer.status_code == binary.status_code == 403
+    assert "Set INVOKE_TOKEN" in answer.json()["detail"]
+    assert log.count("/invoke is disabled") == 1
+    assert "Traceback" not in log
+
+
+def test_producer_serve_listens_on_loopback_by_default_and_refuses_bad_bodies(
+    producer_env: dict[str, str], replay: Replay, tmp_path: Path
+) -> None:
+    with producer_serving(producer_env, tmp_path) as service:
+        if Path("/proc/net/tcp").exists():
+            assert listening_addresses(service.http_port) == {"127.0.0.1"}
+        before = replay.requests()
+        answers = [
+            httpx.post(f"{service.url}/invoke", content=body, timeout=10)
+            for body in (b"\xff\xfe", b"{oops", b"[]", b" " * (64 * 1024 + 1))
+        ]
+        assert replay.requests() == before
+        log = service.log()
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 413]
+    assert answers[0].json() == {"detail": "body is not UTF-8: byte 0xff at position 0"}
+    assert "Traceback" not in log

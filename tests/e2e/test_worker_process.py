@@ -218,6 +218,59 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(
     assert queue_depth(broker, broker.queue) == 0
 
 
+def test_readyz_turns_503_at_sigterm_and_answers_until_the_drain_ends(
+    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+) -> None:
+    worker = worker_busy_with_slow_message(
+        services, service_env, tmp_path, replay, broker, delay_seconds=4
+    )
+    assert worker.status("/readyz") == 200
+    worker.signal(signal.SIGTERM)
+    wait_until(lambda: worker.status("/readyz") == 503, timeout=2, what="/readyz 503")
+    # Still draining the message: the server answers, and says why it is not ready.
+    assert worker.process is not None and worker.process.poll() is None
+    assert worker.status("/healthz") == 200
+    assert worker.wait(timeout=30) == 0
+    assert len(outputs(s3, bucket)) == 1
+
+
+# From 0.15 s: the interpreter's own start (about 25 ms here) comes before any Python
+# code can install a handler.
+@pytest.mark.parametrize("after_seconds", [0.15, 0.5, 1.5])
+def test_sigterm_during_start_up_exits_zero_and_takes_no_message(
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    after_seconds: float,
+) -> None:
+    """During the imports (-15 before the fix), or while loading the hydrofabric or
+    connecting (the consumer started anyway before the fix)."""
+    [product] = replay.add_products(1)
+    publish_product(broker, product["id"])
+    worker = ServiceProcess(worker_command(), service_env).start(tmp_path)
+    services.append(worker)
+    time.sleep(after_seconds)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert "consuming" not in [line.get("message") for line in log_lines(worker)]
+    assert outputs(s3, bucket) == {}
+    wait_until(lambda: queue_depth(broker, broker.queue) == 1, timeout=10, what="untouched")
+
+
+def log_lines(service: ServiceProcess) -> list[dict]:
+    lines = []
+    for line in service.log().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
 def test_sigterm_requeues_work_that_outlasts_the_drain_time(
     service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
 ) -> None:

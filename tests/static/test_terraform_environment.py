@@ -29,6 +29,11 @@ NOT_SET_IN_AWS = {
     "RABBITMQ_URL": "local credentials; in AWS RABBITMQ_ENDPOINT with RABBITMQ_SECRET_ARN",
     "AWS_ENDPOINT_URL": "an emulator (LocalStack, moto); unset in AWS",
     "ECS_AGENT_URI": "injected by the ECS agent into every task's containers",
+    "INVOKE_TOKEN": "guards /invoke of `serve`, which AWS never runs (awslambdaric has none)",
+}
+# Read by the Lambdas' settings but not set for them: under awslambdaric they serve no HTTP.
+NOT_SET_FOR_LAMBDAS = {
+    "HTTP_HOST": "only `serve` listens (locally); in AWS a Lambda listens on nothing",
 }
 # Terraform defaults that differ from a service's own on purpose.
 DELIBERATE_DEFAULTS = {
@@ -89,6 +94,7 @@ def test_every_variable_the_service_reads_is_set_in_terraform(service: str) -> N
     expected = read_by(service) - set(NOT_SET_IN_AWS)
     if service in LAMBDAS:
         expected = {name for name in expected if not LAMBDA_RESERVED.fullmatch(name)}
+        expected -= set(NOT_SET_FOR_LAMBDAS)
     missing = expected - terraform_environment()[service]
     assert not missing, f"{service} reads {sorted(missing)} but deploy/terraform does not set them"
 
@@ -119,6 +125,19 @@ def test_every_variable_the_service_reads_is_in_the_configuration_table(service:
     assert not missing, f"{service} reads {sorted(missing)}, absent from the README's table"
 
 
+def test_the_worker_listens_on_the_task_network_and_no_service_gets_an_invoke_token() -> None:
+    scope = locals_of(TERRAFORM)
+    # The services' default is 127.0.0.1; the ECS health check and any sidecar reach
+    # the worker over the task's network interface.
+    assert scope["env_worker"]["HTTP_HOST"] == "0.0.0.0"
+    environments = terraform_environment()
+    assert "HTTP_HOST" in environments["worker"]
+    for service in LAMBDAS:
+        assert "HTTP_HOST" not in environments[service], service
+    for service, names in environments.items():
+        assert "INVOKE_TOKEN" not in names, f"{service}: nothing serves /invoke in AWS"
+
+
 def test_each_service_gets_its_own_environment() -> None:
     modules = named(TERRAFORM, "module")
     assert modules["compute"]["environment"] == "${local.environment.worker}"
@@ -135,6 +154,7 @@ def test_compose_and_terraform_use_the_same_names() -> None:
         used = compose & read_by(service)
         if service in LAMBDAS:
             used = {name for name in used if not LAMBDA_RESERVED.fullmatch(name)}
+            used -= set(NOT_SET_FOR_LAMBDAS)
         assert used <= tf[service], f"{service}: compose sets {sorted(used - tf[service])}"
         # A name compose sets for this service that Terraform spells differently would
         # show up here as read by neither.

@@ -233,14 +233,18 @@ def test_example_and_default_schedules_are_valid(example: str) -> None:
         assert rule.fullmatch(expression), expression
 
 
-def test_the_worker_drains_within_its_stop_timeout_by_default() -> None:
+def test_the_worker_plans_its_stop_inside_the_task_stop_timeout() -> None:
+    """One number: the task's stopTimeout is the worker's WORKER_STOP_TIMEOUT_SECONDS."""
     root_type = named(TERRAFORM, "variable")["worker"]["type"]
-    settings_type = named(TERRAFORM, "variable")["settings"]["type"]
     stop = int(re.search(r"stop_timeout_seconds\s*=\s*optional\(number,\s*(\d+)\)", root_type)[1])
-    drain = float(
-        re.search(r"worker_drain_seconds\s*=\s*optional\(number,\s*([\d.]+)\)", settings_type)[1]
+    environment = (TERRAFORM / "environment.tf").read_text()
+    assert re.search(
+        r"WORKER_STOP_TIMEOUT_SECONDS\s*=\s*var\.worker\.stop_timeout_seconds", environment
     )
-    assert drain < stop
     from services.worker.settings import WorkerSettings
+    from services.worker.stop_budget import StopBudget
 
-    assert WorkerSettings.model_fields["worker_drain_seconds"].default == drain
+    assert WorkerSettings.model_fields["worker_stop_timeout_seconds"].default == stop
+    budget = StopBudget.within(stop)
+    assert budget.total_seconds == stop
+    assert budget.drain_seconds > 0

@@ -12,7 +12,10 @@ Instead these tests check what can go wrong in it:
   commands really start: the replay server, the three Lambda-style services in
   ``serve`` mode, the scheduler and the bootstrap are run as processes on 127.0.0.1
   with compose's own environment, its hostnames swapped for local stand-ins. (The
-  worker is left out: it always binds 0.0.0.0, and tests/e2e runs it as a process.)
+  worker is left out: it needs the hydrofabric, and tests/e2e runs it as a process.)
+* the HTTP surfaces are wired: every service container listens on 0.0.0.0 (its port
+  mapping needs that), the ports are published on the host's loopback only, and the
+  scheduler sends the token the services it calls require.
 * the Dockerfile has the targets compose builds, runs them as a non-root user, and
   gives the worker a health check.
 """
@@ -37,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import httpx
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
@@ -108,12 +112,26 @@ def project_services() -> dict[str, dict[str, Any]]:
     return {name: spec for name, spec in services().items() if "build" in spec}
 
 
-def environment(spec: Mapping[str, Any]) -> dict[str, str]:
+def interpolated(value: str) -> str:
+    """A value as compose passes it to the container when the shell sets none of the
+    variables it names: ``${NAME:-default}`` and ``${NAME-default}`` give the default,
+    ``${NAME}`` and ``$NAME`` nothing, ``$$`` a ``$``."""
+    pattern = r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)"
+    return re.sub(pattern, lambda m: "$" if m.group(0) == "$$" else m.group(2) or "", value)
+
+
+def raw_environment(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The environment as the compose file spells it, before interpolation."""
     raw = spec.get("environment") or {}
     if isinstance(raw, list):
         pairs = (item.split("=", 1) if "=" in item else (item, "") for item in raw)
         return {key: value for key, value in pairs}
     return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def environment(spec: Mapping[str, Any]) -> dict[str, str]:
+    """What the container's process sees (with nothing overridden from the shell)."""
+    return {key: interpolated(value) for key, value in raw_environment(spec).items()}
 
 
 def as_argv(value: str | list[str] | None) -> list[str] | None:
@@ -426,10 +444,49 @@ def test_the_shared_environment_block_has_the_agreed_values() -> None:
         "NWS_API_URL": "http://replay:8090",
         "NWPS_API_URL": "http://replay:8090/nwps/v1",
         "LOG_LEVEL": "INFO",
+        "HTTP_HOST": "0.0.0.0",
         "HTTP_PORT": "8080",
     }
     for name in ("worker", "producer", "autoscaler", "postproc", "bootstrap"):
         assert shared.items() <= environment(services()[name]).items(), name
+
+
+def test_every_service_container_listens_beyond_its_loopback() -> None:
+    # The services default to 127.0.0.1, which a port mapping or another container
+    # cannot reach; each container says 0.0.0.0 itself.
+    for name in ("worker", "producer", "autoscaler", "postproc"):
+        assert environment(services()[name])["HTTP_HOST"] == "0.0.0.0", name
+
+
+def test_the_published_ports_listen_on_the_hosts_loopback_only() -> None:
+    # The containers listen on 0.0.0.0 and the development token is in this file: the
+    # host publishes their ports to itself, not to its network.
+    for name in ("worker", "producer", "autoscaler", "postproc"):
+        for mapping in services()[name]["ports"]:
+            assert str(mapping).startswith("127.0.0.1:"), (name, mapping)
+
+
+def test_the_scheduler_and_the_services_it_calls_share_one_invoke_token() -> None:
+    called = {
+        urlsplit(t.url).hostname
+        for t in parse_targets(environment(services()["scheduler"])["SCHEDULER_TARGETS"])
+    }
+    assert called == {"producer", "autoscaler", "postproc"}
+    spelled = {
+        name: raw_environment(services()[name]).get("INVOKE_TOKEN")
+        for name in [*called, "scheduler"]
+    }
+    assert len(set(spelled.values())) == 1, spelled
+    [raw] = set(spelled.values())
+    # A development default that a developer can override from the shell or an .env.
+    match = re.fullmatch(r"\$\{INVOKE_TOKEN:-([^}]+)\}", raw or "")
+    assert match, raw
+    # The default is a token the services accept.
+    token = core_settings.CommonSettings(invoke_token=match.group(1)).invoke_token
+    assert token is not None and token.get_secret_value() == match.group(1)
+    # Nothing else needs it: the worker serves no /invoke, the bootstrap no HTTP.
+    for name in ("worker", "bootstrap", "replay"):
+        assert "INVOKE_TOKEN" not in environment(services()[name]), name
 
 
 def test_each_project_service_gets_every_setting_its_settings_class_requires(
@@ -619,6 +676,9 @@ def test_each_lambda_style_service_serves_its_health_endpoint(name: str, tmp_pat
     with running(argv, env, log) as process:
         wait_healthy(process, f"http://127.0.0.1:{port}/healthz", log)
         run_compose_healthcheck(spec, port, 8080)
+        # Compose's token is required: a caller without it starts no run.
+        refused = httpx.post(f"http://127.0.0.1:{port}/invoke", json={}, timeout=10)
+    assert refused.status_code == 401, refused.text
 
 
 class _InvokeRecorder(BaseHTTPRequestHandler):
@@ -628,6 +688,7 @@ class _InvokeRecorder(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         self.server.received.append(self.path)  # type: ignore[attr-defined]
+        self.server.authorization.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
         body = b'{"ok": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -640,13 +701,18 @@ class _InvokeRecorder(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def invoke_recorder() -> Iterator[tuple[str, list[str]]]:
+def invoke_recorder() -> Iterator[tuple[str, list[str], list[str | None]]]:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _InvokeRecorder)
     server.received = []  # type: ignore[attr-defined]
+    server.authorization = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", server.received  # type: ignore[attr-defined]
+        yield (
+            f"http://127.0.0.1:{server.server_port}",
+            server.received,  # type: ignore[attr-defined]
+            server.authorization,  # type: ignore[attr-defined]
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -658,7 +724,7 @@ def test_the_scheduler_command_invokes_every_target_once(tmp_path: Path) -> None
     spec = services()["scheduler"]
     stages = dockerfile_stages(DOCKERFILE.read_text())
     compose_env = environment(spec)
-    with invoke_recorder() as (url, received):
+    with invoke_recorder() as (url, received, authorization):
         local_targets = []
         for target in parse_targets(compose_env["SCHEDULER_TARGETS"]):
             path = urlsplit(target.url).path
@@ -670,6 +736,8 @@ def test_the_scheduler_command_invokes_every_target_once(tmp_path: Path) -> None
         )
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(received) == ["/autoscaler/invoke", "/postproc/invoke", "/producer/invoke"]
+    # The token compose gives the services, on every call.
+    assert authorization == [f"Bearer {compose_env['INVOKE_TOKEN']}"] * 3
 
 
 @pytest.mark.timeout(120)

@@ -1,18 +1,26 @@
-"""Unit tests for rnr.core.health.create_http_app: /healthz, /readyz and /metrics."""
+"""Unit tests for rnr.core.health.create_http_app: /healthz, /readyz, /metrics and the
+request body limit (against a real uvicorn where the wire matters)."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rnr.core import health
 from rnr.core.health import ReadinessCheck, create_http_app
+from tests.support.servers import free_port, uvicorn_in_thread
 
 
 async def ok() -> None:
@@ -168,3 +176,126 @@ def test_lifespan_is_run() -> None:
         assert events == ["start"]
         assert client.get("/healthz").status_code == 200
     assert events == ["start", "stop"]
+
+
+# ------------------------------------------------------------------ request body limit
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+def raw_request(base_url: str, head: str, body: bytes = b"", timeout: float = 10) -> RawAnswer:
+    """Send exactly these bytes (a client library would not send a Content-Length it
+    does not mean) and read the answer, which may come before the body is sent."""
+    parts = urlsplit(base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode("latin-1") + b"\r\n" + body)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return RawAnswer(
+            answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+        )
+
+
+def app_with_echo(**options: object) -> FastAPI:
+    """The health app plus an endpoint that reads its whole body, as a future one might."""
+    app = create_http_app("svc", CollectorRegistry(), {}, **options)  # type: ignore[arg-type]
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"received": len(await request.body())}
+
+    return app
+
+
+def chunks(total: int, size: int = 4096) -> Iterator[bytes]:
+    for start in range(0, total, size):
+        yield b"x" * min(size, total - start)
+
+
+def test_the_default_limit_is_one_mebibyte() -> None:
+    assert health.MAX_REQUEST_BODY_BYTES == 1024 * 1024
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read() -> None:
+    app = create_http_app("svc", CollectorRegistry(), {})
+    declared = health.MAX_REQUEST_BODY_BYTES + 1
+    with uvicorn_in_thread(app, free_port()) as url:
+        # Headers only: a server that waited for the body would never answer.
+        answer = raw_request(url, f"GET /healthz HTTP/1.1\nHost: svc\nContent-Length: {declared}\n")
+        assert httpx.get(f"{url}/healthz").status_code == 200  # the server is fine
+    assert answer.status == 413
+    assert answer.headers["connection"] == "close"
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "detail": f"request body is larger than the limit of {health.MAX_REQUEST_BODY_BYTES} bytes"
+    }
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off() -> None:
+    sent = 0
+
+    def counted(total: int) -> Iterator[bytes]:
+        nonlocal sent
+        for chunk in chunks(total):
+            sent += len(chunk)
+            yield chunk
+
+    with uvicorn_in_thread(app_with_echo(max_body_bytes=10_000), free_port()) as url:
+        # Chunked: no Content-Length to refuse up front. 64 MiB would take a while to
+        # send; the server stops reading long before.
+        answer = httpx.post(f"{url}/echo", content=counted(64 * 1024 * 1024), timeout=30)
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": "request body is larger than the limit of 10000 bytes"}
+    assert answer.headers["connection"] == "close"
+    assert sent < 4 * 1024 * 1024
+
+
+def test_bodies_within_the_limit_reach_the_endpoint() -> None:
+    with uvicorn_in_thread(app_with_echo(max_body_bytes=10_000), free_port()) as url:
+        declared = httpx.post(f"{url}/echo", content=b"x" * 10_000)
+        streamed = httpx.post(f"{url}/echo", content=chunks(10_000, size=1000))
+        over = httpx.post(f"{url}/echo", content=b"x" * 10_001)
+    assert declared.status_code == streamed.status_code == 200
+    assert declared.json() == streamed.json() == {"received": 10_000}
+    assert over.status_code == 413
+
+
+@pytest.mark.parametrize("value", ["ten", "-1", "1e3", "²"])
+def test_a_malformed_content_length_is_a_400(value: str) -> None:
+    # uvicorn refuses these itself; any other server in front of the app may not.
+    app = create_http_app("svc", CollectorRegistry(), {})
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/healthz",
+        "raw_path": b"/healthz",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"svc"), (b"content-length", value.encode("latin-1"))],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"]) == {  # type: ignore[arg-type]
+        "detail": "Content-Length is not a non-negative integer"
+    }

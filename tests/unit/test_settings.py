@@ -100,6 +100,24 @@ def test_common_defaults() -> None:
     settings = load_settings(CommonSettings)
     assert settings.log_level == "INFO"
     assert settings.http_port == 8080
+    # This machine only, and no token: /invoke is then served on loopback alone.
+    assert settings.http_host == "127.0.0.1"
+    assert settings.invoke_token is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "::1", "localhost", "10.0.3.7"])
+def test_http_host_is_read(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.setenv("HTTP_HOST", host)
+    assert load_settings(CommonSettings).http_host == host
+
+
+def test_invoke_token_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "0123456789abcdef-~!"
+    monkeypatch.setenv("INVOKE_TOKEN", token)
+    settings = load_settings(CommonSettings)
+    assert isinstance(settings.invoke_token, SecretStr)
+    assert settings.invoke_token.get_secret_value() == token
+    assert token not in repr(settings) and token not in str(settings)
 
 
 @pytest.mark.parametrize(
@@ -109,11 +127,31 @@ def test_common_defaults() -> None:
         ("HTTP_PORT", "0"),
         ("HTTP_PORT", "65536"),
         ("HTTP_PORT", "eighty"),
+        ("HTTP_HOST", ""),
+        ("HTTP_HOST", "http://0.0.0.0"),
+        ("HTTP_HOST", "[::1]"),
+        ("HTTP_HOST", "0.0.0.0 "),
+        ("INVOKE_TOKEN", ""),
+        ("INVOKE_TOKEN", "too-short"),
+        ("INVOKE_TOKEN", "sixteen chars ok"),  # a space would never survive a header
+        ("INVOKE_TOKEN", "ünicode-token-of-enough-length"),
     ],
 )
 def test_common_rejects(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     assert f"{name}: " in config_error(CommonSettings)
+
+
+def test_a_rejected_invoke_token_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOKE_TOKEN", "almost a secret token")
+    message = config_error(CommonSettings)
+    assert "INVOKE_TOKEN: Value error, give at least 16 visible ASCII characters" in message
+    assert "almost a secret" not in message
+
+
+def test_every_service_reads_the_host_and_the_token() -> None:
+    for cls in (ProducerSettings, WorkerSettings, AutoscalerSettings, PostprocSettings):
+        assert {"http_host", "invoke_token"} <= set(cls.model_fields), cls.__name__
 
 
 # ------------------------------------------------------------------------------- broker
@@ -379,7 +417,8 @@ def test_service_settings_keep_the_mixin_validators(monkeypatch: pytest.MonkeyPa
         (ProducerSettings, "PRODUCER_CONCURRENCY", "256", "0"),
         (ProducerSettings, "PRODUCER_CONCURRENCY", "1", "257"),
         (WorkerSettings, "WORKER_PREFETCH", "1000", "0"),
-        (WorkerSettings, "WORKER_DRAIN_SECONDS", "0", "116"),
+        (WorkerSettings, "WORKER_STOP_TIMEOUT_SECONDS", "8", "7"),
+        (WorkerSettings, "WORKER_STOP_TIMEOUT_SECONDS", "120", "121"),
         (AutoscalerSettings, "AUTOSCALER_TARGET_PER_TASK", "1", "0"),
         (AutoscalerSettings, "AUTOSCALER_ACTIVATION_THRESHOLD", "1", "0"),
         (AutoscalerSettings, "AUTOSCALER_SCALE_IN_STEP", "1", "0"),
@@ -400,7 +439,7 @@ def test_service_specific_bounds(
 def test_service_defaults() -> None:
     assert ProducerSettings.model_fields["producer_concurrency"].default == 16
     assert WorkerSettings.model_fields["worker_prefetch"].default == 8
-    assert WorkerSettings.model_fields["worker_drain_seconds"].default == 25.0
+    assert WorkerSettings.model_fields["worker_stop_timeout_seconds"].default == 30.0
 
 
 @pytest.mark.parametrize(

@@ -119,11 +119,11 @@ run "metric_mode_tracks_the_backlog_per_task" {
   }
 }
 
-run "the_worker_must_drain_before_its_stop_timeout" {
+run "the_worker_needs_time_to_drain_within_its_stop_timeout" {
   command = plan
 
   variables {
-    settings = { worker_drain_seconds = 40 }
+    worker = { stop_timeout_seconds = 5 }
   }
 
   expect_failures = [var.worker]

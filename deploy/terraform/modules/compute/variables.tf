@@ -108,7 +108,7 @@ variable "capacity" {
 }
 
 variable "stop_timeout_seconds" {
-  description = "Seconds between SIGTERM and SIGKILL; keep WORKER_DRAIN_SECONDS below it."
+  description = "Seconds between SIGTERM and SIGKILL (the task's stopTimeout); pass the same number to the worker as WORKER_STOP_TIMEOUT_SECONDS."
   type        = number
   default     = 30
   nullable    = false
