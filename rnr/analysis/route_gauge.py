@@ -7,6 +7,12 @@ routed down the gauge's segment of a local hydrofabric (a ``.gpkg`` file or a fo
 ``<layer>.parquet``) exactly as the worker does (RNR_SPEC sections 2-5), and the tool
 writes ``DIR/troute_output_YYYYMMDDHHMM.nc`` and ``DIR/<LID>_hydrograph.png``.
 
+The hydrograph draws the gauge answer's flood thresholds (NWPS ``flood.categories``) as
+labelled lines and has a second flow axis in kcfs. A curve whose maximum is its last
+step is not called a peak: it is "still rising at end of forecast (≥ its last flow)".
+The PNG needs the ``analysis`` extra (matplotlib); without it the tool says how to
+install it, skips the PNG and still writes the NetCDF and the summary (exit 0).
+
 Exit codes: 0 routed; 2 bad input (a file that is missing, not JSON or not the expected
 answer, a hydrofabric without the needed layers, a forecast that cannot be routed, bad
 arguments); 3 the gauge is skipped (the reason is printed); 4 the reach is not in the
@@ -26,15 +32,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
 from rnr.core import identifiers
 from rnr.core.errors import PermanentError, TransientError
 from rnr.core.identifiers import InvalidIdentifier
 from rnr.hydro.forecast import (
+    FLOW_UNITS_TO_M3_S,
+    FloodThreshold,
     Gauge,
     GaugeStatus,
     GaugeStatusPoint,
@@ -69,12 +78,26 @@ DT_S = 300.0
 UNKNOWN_CATEGORY = "unknown"
 DEFAULT_PRODUCT_ID = "offline-analysis"
 USER_AGENT = "rnr-pipeline route-gauge (analyst tool)"
+INSTALL_ANALYSIS_EXTRA = "pip install 'rnr-pipeline[analysis]'"
+M3_S_PER_KCFS = FLOW_UNITS_TO_M3_S["kcfs"]
+# Line colours of the flood categories, after the NWS hydrographs' (yellow darkened so
+# that it shows on white).
+THRESHOLD_COLORS = {
+    "action": "#d4b000",
+    "minor": "#ff8c00",
+    "moderate": "#e00000",
+    "major": "#b000e0",
+}
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
 class BadInput(PermanentError):
     """An input the tool cannot use; the message names the file and the problem."""
+
+
+class MissingExtra(ImportError):
+    """matplotlib, of the ``analysis`` extra, cannot be imported: no hydrograph."""
 
 
 # --- inputs -------------------------------------------------------------------------
@@ -129,8 +152,9 @@ def forecast_from_files(
     *,
     reach_id: str | None = None,
     lid: str | None = None,
-) -> tuple[RfcForecast | Skipped, list[str]]:
-    """The forecast of saved NWPS answers, and notes for the analyst.
+) -> tuple[RfcForecast | Skipped, Gauge | None, list[str]]:
+    """The forecast of saved NWPS answers, the gauge answer (if given), and notes for
+    the analyst.
 
     With a gauge answer the worker's gate applies (``reach_id`` only replaces its
     ``reachId``); without one ``reach_id`` is required and the gate is not applied.
@@ -152,7 +176,7 @@ def forecast_from_files(
             f"no gauge answer: flood category {UNKNOWN_CATEGORY!r}, "
             "the flood-category gate is not applied"
         )
-        return ungated_forecast(label, reach_id, forecast, observation), notes
+        return ungated_forecast(label, reach_id, forecast, observation), None, notes
     gauge = read_answer(gauge_path, Gauge, "gauge")
     gauge_lid = _checked(identifiers.lid, gauge.lid, f"{gauge_path}: the gauge file's lid")
     if lid and lid != gauge_lid:
@@ -161,7 +185,7 @@ def forecast_from_files(
         if reach_id != gauge.reach_id.strip():
             notes.append(f"reach {reach_id} replaces the gauge's reachId {gauge.reach_id!r}")
         gauge = gauge.model_copy(update={"reach_id": reach_id})
-    return prepare_forecast(gauge_lid, gauge, forecast, observation), notes
+    return prepare_forecast(gauge_lid, gauge, forecast, observation), gauge, notes
 
 
 def _checked(validate: Callable[[object], str], value: object, what: str) -> str:
@@ -186,15 +210,28 @@ def output_path(out: Path, file_name: str) -> Path:
 
 async def forecast_from_api(
     lid: str, nwps_url: str, *, timeout_seconds: float = 30.0
-) -> RfcForecast | Skipped:
-    """The forecast of ``lid`` fetched as the worker fetches it (gate included)."""
+) -> tuple[RfcForecast | Skipped, Gauge | None]:
+    """The forecast of ``lid`` fetched as the worker fetches it (gate included), and the
+    gauge answer it was fetched with (``None`` if NWPS did not know the gauge)."""
     from rnr.upstream.http import UpstreamClient
     from rnr.upstream.nwps import NwpsClient
 
+    class GaugeKeepingClient(NwpsClient):
+        """The worker's client, keeping the gauge answer for its flood thresholds."""
+
+        answer: Gauge | None = None
+
+        async def gauge(self, lid: str) -> Gauge:
+            self.answer = await super().gauge(lid)
+            return self.answer
+
     session = UpstreamClient.open_session(user_agent=USER_AGENT, timeout_seconds=timeout_seconds)
     async with session:
-        client = NwpsClient(UpstreamClient(session, retries=2, backoff_seconds=0.5), nwps_url)
-        return await client.rfc_forecast(lid)
+        client = GaugeKeepingClient(
+            UpstreamClient(session, retries=2, backoff_seconds=0.5), nwps_url
+        )
+        prepared = await client.rfc_forecast(lid)
+        return prepared, client.answer
 
 
 def load_network(hydrofabric: Path, layer: str | None) -> NetworkIndex:
@@ -217,10 +254,56 @@ def load_network(hydrofabric: Path, layer: str | None) -> NetworkIndex:
 # --- routing and output -------------------------------------------------------------
 
 
+class Peak(NamedTuple):
+    """The maximum of a series: its index and value, and whether it is the last value."""
+
+    index: int
+    value: float
+    at_horizon: bool
+
+
+def peak_or_horizon(values: npt.ArrayLike) -> Peak:
+    """The maximum of ``values`` (shape (t,)), and whether it falls on the last step.
+
+    A maximum at the last step is not a peak: the flow is still rising when the forecast
+    ends, and its true peak is at least that value. The first of equal maxima counts,
+    so a flow that levels off before the end has its peak where it levelled off.
+    Raises ``ValueError`` for an empty series.
+    """
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError("no value: the maximum of an empty series is undefined")
+    index = int(np.argmax(array))
+    return Peak(index, float(array[index]), index == array.size - 1)
+
+
+def still_rising(flow_text: str) -> str:
+    """The words for a maximum on the last step, in the plot and the summary."""
+    return f"still rising at end of forecast (≥ {flow_text})"
+
+
+def threshold_label(threshold: FloodThreshold) -> str:
+    """e.g. ``moderate 3,107 m³/s (109.7 kcfs, stage 50.0 ft)``."""
+    details = f"{threshold.flow_m3_s / M3_S_PER_KCFS:,.1f} kcfs"
+    if threshold.stage is not None:
+        details += f", stage {threshold.stage:.1f}"
+        if threshold.stage_units:
+            details += f" {threshold.stage_units}"
+    return f"{threshold.category} {threshold.flow_m3_s:,.0f} m³/s ({details})"
+
+
 def step_times(t0: dt.datetime, steps: int, dt_s: float = DT_S) -> list[dt.datetime]:
     """Valid times of routing steps 1..steps (step k at t0 + k * dt_s), in UTC."""
     start = t0.astimezone(dt.UTC)
     return [start + dt.timedelta(seconds=k * dt_s) for k in range(1, steps + 1)]
+
+
+def _m3_s_to_kcfs(flow: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(flow, dtype=np.float64) / M3_S_PER_KCFS
+
+
+def _kcfs_to_m3_s(flow: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(flow, dtype=np.float64) * M3_S_PER_KCFS
 
 
 def plot_hydrograph(
@@ -229,12 +312,25 @@ def plot_hydrograph(
     result: RoutingResult,
     *,
     dt_s: float = DT_S,
+    thresholds: Sequence[FloodThreshold] = (),
 ) -> Figure:
     """Flow at the gauge (the origin segment) and at the last segment against UTC time,
-    with the RFC forecast points as markers. Every series starts at t0 from the initial
-    flow, the routing's initial state."""
-    import matplotlib.dates as mdates
-    from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
+    with the RFC forecast points as markers, the flood ``thresholds`` (of the gauge
+    answer; none without one) as labelled dashed lines, and a second axis in kcfs.
+    Every series starts at t0 from the initial flow, the routing's initial state. Each
+    curve's maximum is marked: as its peak, or, on the last step, as still rising.
+
+    Artists carry a ``gid``: ``flood-<category>`` (line) and ``flood-<category>-label``
+    (text) for the thresholds; ``peak-gauge`` / ``peak-last-segment`` for a peak marker,
+    ``horizon-gauge`` / ``horizon-last-segment`` for the marker and its arrowed note.
+
+    Raises :class:`MissingExtra` when matplotlib cannot be imported.
+    """
+    try:
+        import matplotlib.dates as mdates
+        from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
+    except ImportError as exc:
+        raise MissingExtra(f"matplotlib cannot be imported ({exc})") from exc
 
     t0 = forecast.t0.astimezone(dt.UTC)
     times = [t0, *step_times(t0, result.flow_m3_s.shape[0], dt_s)]
@@ -243,7 +339,7 @@ def plot_hydrograph(
     last_flow = np.concatenate([[initial], result.flow_m3_s[:, -1]])
     length_km = float(segment.cumulative_length_km[-1])
 
-    figure = Figure(figsize=(11, 6), dpi=110, layout="constrained")
+    figure = Figure(figsize=(11, 6.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     axes.plot(
         times,
@@ -273,24 +369,83 @@ def plot_hydrograph(
         (origin_flow, "tab:blue", "gauge"),
         (last_flow, "tab:orange", "last segment"),
     ):
-        peak = int(np.argmax(flow))
+        key = where.replace(" ", "-")
+        peak = peak_or_horizon(flow)
+        flow_text = f"{peak.value:,.0f} m³/s"
+        if not peak.at_horizon:
+            axes.plot(
+                times[peak.index],
+                peak.value,
+                linestyle="none",
+                marker="v",
+                markersize=8,
+                color=color,
+                label=f"peak at {where}: {flow_text}, {times[peak.index]:%m-%d %H:%M} UTC",
+                gid=f"peak-{key}",
+            )
+            continue
         axes.plot(
-            times[peak],
-            flow[peak],
+            times[peak.index],
+            peak.value,
             linestyle="none",
-            marker="v",
-            markersize=8,
+            marker=">",
+            markersize=9,
             color=color,
-            label=f"peak at {where}: {flow[peak]:,.0f} m³/s, {times[peak]:%m-%d %H:%M} UTC",
+            label=f"{where}: {still_rising(flow_text)}",
+            gid=f"horizon-{key}",
         )
+        axes.annotate(
+            still_rising(flow_text),
+            xy=(times[peak.index], peak.value),
+            xytext=(-12, 16),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=9,
+            color=color,
+            fontweight="bold",
+            arrowprops={"arrowstyle": "->", "color": color},
+            gid=f"horizon-{key}",
+        )
+
+    top = max(float(origin_flow.max()), float(last_flow.max()), float(forecast.flow_m3_s.max()))
+    for threshold in thresholds:
+        color = THRESHOLD_COLORS.get(threshold.category, "dimgray")
+        axes.axhline(
+            threshold.flow_m3_s,
+            color=color,
+            linestyle="--",
+            linewidth=1.2,
+            alpha=0.9,
+            gid=f"flood-{threshold.category}",
+            label="_flood threshold",  # named by its text, kept out of the legend
+        )
+        axes.text(
+            0.005,
+            threshold.flow_m3_s,
+            threshold_label(threshold),
+            transform=axes.get_yaxis_transform(),
+            ha="left",
+            va="bottom",
+            fontsize=8,
+            color=color,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1.0},
+            gid=f"flood-{threshold.category}-label",
+        )
+        top = max(top, threshold.flow_m3_s)
+
     locator = mdates.AutoDateLocator(tz=dt.UTC)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=dt.UTC))
     axes.set_xlabel("Time (UTC)")
     axes.set_ylabel("Flow (m³/s)")
-    axes.set_ylim(bottom=0)
+    # Room above the highest curve or threshold for the labels and the horizon mark.
+    axes.set_ylim(bottom=0, top=top * 1.12)
+    kcfs = axes.secondary_yaxis("right", functions=(_m3_s_to_kcfs, _kcfs_to_m3_s))
+    kcfs.set_ylabel("Flow (kcfs)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper right", fontsize=9, framealpha=0.9)
+    # Below the axes, clear of the curves and the threshold lines.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncols=2, fontsize=9, frameon=False)
     title = f"{forecast.lid}" + (f" - {forecast.name}" if forecast.name else "")
     if forecast.state:
         title += f", {forecast.state}"
@@ -318,19 +473,20 @@ def plot_hydrograph(
 def summary(
     forecast: RfcForecast, segment: Segment, result: RoutingResult, dt_s: float = DT_S
 ) -> str:
-    """One line: segments, steps, peak flow at the gauge and at the last segment."""
+    """One line: segments, steps, and the maximum flow at the gauge and at the last
+    segment: a peak, or, on the last step, still rising at end of forecast."""
     times = step_times(forecast.t0, result.flow_m3_s.shape[0], dt_s)
 
-    def peak(column: int) -> str:
-        flows = result.flow_m3_s[:, column]
-        k = int(np.argmax(flows))
-        return f"{float(flows[k]):.1f} m3/s at {times[k]:%Y-%m-%dT%H:%MZ}"
+    def maximum(column: int) -> str:
+        peak = peak_or_horizon(result.flow_m3_s[:, column])
+        flow_text = f"{peak.value:.1f} m3/s at {times[peak.index]:%Y-%m-%dT%H:%MZ}"
+        return still_rising(flow_text) if peak.at_horizon else f"peak {flow_text}"
 
     return (
         f"{forecast.lid} reach {forecast.reach_id} ({forecast.flood_category}): "
         f"{segment.size} segments, {result.flow_m3_s.shape[0]} steps of {dt_s:g} s; "
-        f"peak at gauge {segment.flowpath_ids[0]} {peak(0)}, "
-        f"at last segment {segment.flowpath_ids[-1]} {peak(-1)}"
+        f"at gauge {segment.flowpath_ids[0]}: {maximum(0)}; "
+        f"at last segment {segment.flowpath_ids[-1]}: {maximum(-1)}"
     )
 
 
@@ -353,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
         "route",
         help="route one gauge forecast, write the NetCDF and a hydrograph PNG",
         description="Route one gauge forecast offline down a local hydrofabric; write "
-        "DIR/troute_output_YYYYMMDDHHMM.nc and DIR/<LID>_hydrograph.png.",
+        "DIR/troute_output_YYYYMMDDHHMM.nc and DIR/<LID>_hydrograph.png (which needs the "
+        f"analysis extra: {INSTALL_ANALYSIS_EXTRA}).",
         epilog="Exit codes: 0 routed, 2 bad input, 3 gauge skipped (reason printed), "
         "4 reach not in the hydrofabric, 5 API unreachable or unusable.",
     )
@@ -385,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gauge",
         type=Path,
         metavar="FILE.json",
-        help="NWPS gauge answer (GET /gauges/{lid}): reachId, LID, flood category, name, state",
+        help="NWPS gauge answer (GET /gauges/{lid}): reachId, LID, flood category, name, "
+        "state, flood thresholds (drawn on the hydrograph)",
     )
     route.add_argument(
         "--observation",
@@ -431,11 +589,11 @@ def run_route(args: argparse.Namespace) -> int:
         if args.gauge or args.observation or args.reach_id:
             raise BadInput("--gauge, --observation and --reach-id go with --forecast only")
         _progress(f"fetching {args.lid.upper()} from {args.nwps_url} ...")
-        prepared = asyncio.run(
+        prepared, gauge = asyncio.run(
             forecast_from_api(args.lid, args.nwps_url, timeout_seconds=args.timeout)
         )
     else:
-        prepared, notes = forecast_from_files(
+        prepared, gauge, notes = forecast_from_files(
             args.forecast, args.gauge, args.observation, reach_id=args.reach_id, lid=args.lid
         )
     for note in notes:
@@ -444,6 +602,9 @@ def run_route(args: argparse.Namespace) -> int:
         print(f"{prepared.lid} skipped: {prepared.reason.value}: {prepared.detail}")
         return EXIT_SKIPPED
     forecast = prepared
+    thresholds = gauge.flood_thresholds() if gauge is not None else ()
+    if gauge is not None and not thresholds:
+        _progress("note: the gauge answer defines no flood threshold flow: no threshold lines")
 
     _progress(f"indexing hydrofabric {args.hydrofabric} ...")
     started = time.perf_counter()
@@ -494,13 +655,24 @@ def run_route(args: argparse.Namespace) -> int:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         netcdf_path = output_path(args.out, output_file_name(forecast.t0))
-        png_path = output_path(args.out, f"{forecast.lid}_hydrograph.png")
+        png_path: Path | None = output_path(args.out, f"{forecast.lid}_hydrograph.png")
         netcdf_path.write_bytes(data)
-        plot_hydrograph(forecast, segment, result, dt_s=DT_S).savefig(png_path, format="png")
+        try:
+            figure = plot_hydrograph(forecast, segment, result, dt_s=DT_S, thresholds=thresholds)
+        except MissingExtra as exc:
+            # The NetCDF is the main output: it is written, the PNG is not.
+            _progress(
+                f"note: hydrograph PNG skipped (the NetCDF is written): {exc}; "
+                f"to draw it, install the analysis extra: {INSTALL_ANALYSIS_EXTRA}"
+            )
+            png_path = None
+        else:
+            figure.savefig(png_path, format="png")
     except OSError as exc:
         raise BadInput(f"{args.out}: cannot write the outputs: {exc}") from None
     print(f"NetCDF: {netcdf_path}")
-    print(f"PNG:    {png_path}")
+    if png_path is not None:
+        print(f"PNG:    {png_path}")
     print(summary(forecast, segment, result, DT_S))
     return EXIT_OK
 

@@ -17,11 +17,20 @@ import datetime as dt
 import enum
 import itertools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from rnr.core import identifiers
 from rnr.core.identifiers import InvalidIdentifier
@@ -31,6 +40,8 @@ CUBIC_FEET_TO_M3 = 0.028316846592
 FLOW_UNITS_TO_M3_S = {"kcfs": 1000.0 * CUBIC_FEET_TO_M3, "cfs": CUBIC_FEET_TO_M3}
 MISSING = -999.0
 FLOODING_CATEGORIES = frozenset({"action", "minor", "moderate", "major"})
+# The flood categories of a gauge's thresholds, least severe first.
+FLOOD_CATEGORY_ORDER = ("action", "minor", "moderate", "major")
 # Forecast offices outside the contiguous US, which the CONUS hydrofabric does not cover.
 OUTSIDE_CONUS_WFOS = frozenset({"AFC", "AFG", "AJK", "GUM", "HFO", "SJU"})
 # Bounds of a routable forecast. The largest flow ever measured (the Amazon, about
@@ -71,6 +82,43 @@ class GaugeStatus(_Model):
     forecast: GaugeStatusPoint = GaugeStatusPoint()
 
 
+class FloodLevel(_Model):
+    """One category's threshold in ``flood.categories``: stage in ``flood.stageUnits``
+    (ft), flow in ``flood.flowUnits`` (kcfs or cfs); NWPS gives -9999 where undefined."""
+
+    stage: float | None = None
+    flow: float | None = None
+
+
+class FloodCategories(_Model):
+    action: FloodLevel | None = None
+    minor: FloodLevel | None = None
+    moderate: FloodLevel | None = None
+    major: FloodLevel | None = None
+
+
+class Flood(_Model):
+    """``flood`` of the gauge answer: the units and the thresholds of each category.
+
+    NWPS also gives ``crests``, ``impacts`` and ``lowWaters`` here; nothing uses them.
+    """
+
+    stage_units: str = Field("", alias="stageUnits")
+    flow_units: str = Field("", alias="flowUnits")
+    categories: FloodCategories = FloodCategories()
+
+
+@dataclass(frozen=True)
+class FloodThreshold:
+    """A flood category's threshold flow, converted to m3/s, with the stage NWPS gives
+    for it (``None`` where undefined) and the stage's units."""
+
+    category: str
+    flow_m3_s: float
+    stage: float | None
+    stage_units: str
+
+
 class Gauge(_Model):
     """``GET /gauges/{lid}``: the fields Replace and Route uses."""
 
@@ -82,10 +130,53 @@ class Gauge(_Model):
     reach_id: str = Field("", alias="reachId")
     downstream_lid: str | None = Field(None, alias="downstreamLid")
     status: GaugeStatus = GaugeStatus()
+    # Only drawn by the analysts' tool: an answer without it, or with one the model
+    # cannot read, has no thresholds, and the worker routes it all the same.
+    flood: Flood | None = None
+
+    @field_validator("flood", mode="wrap")
+    @classmethod
+    def _unreadable_flood_is_none(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return None
 
     @property
     def forecast_flood_category(self) -> str:
         return self.status.forecast.flood_category or "not_defined"
+
+    def flood_thresholds(self) -> tuple[FloodThreshold, ...]:
+        """The categories with a defined threshold flow, least severe first, in m3/s.
+
+        A flow that is missing, not finite, or zero or less (NWPS's -9999) is undefined
+        and its category is left out, as are all of them when the flow units are neither
+        kcfs nor cfs. A stage that is not finite or at most -999 (NWPS's -9999) is ``None``.
+        """
+        if self.flood is None:
+            return ()
+        factor = FLOW_UNITS_TO_M3_S.get(self.flood.flow_units.strip().lower())
+        if factor is None:
+            return ()
+        thresholds = []
+        for category in FLOOD_CATEGORY_ORDER:
+            level: FloodLevel | None = getattr(self.flood.categories, category)
+            if level is None or level.flow is None:
+                continue
+            if not (np.isfinite(level.flow) and level.flow > 0):
+                continue
+            stage = level.stage
+            if stage is not None and not (np.isfinite(stage) and stage > MISSING):
+                stage = None
+            thresholds.append(
+                FloodThreshold(
+                    category=category,
+                    flow_m3_s=level.flow * factor,
+                    stage=stage,
+                    stage_units=self.flood.stage_units.strip(),
+                )
+            )
+        return tuple(thresholds)
 
 
 class StageFlowPoint(_Model):

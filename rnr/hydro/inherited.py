@@ -1,10 +1,22 @@
-"""The inherited-forecast table: each routed segment's peak, as the flood maps read it.
+"""The inherited-forecast table: what the flood maps read for each routed segment.
 
 RNR_SPEC section 6. Every forecast file the worker writes covers one gauge and the main
-stem below it; each segment "inherits" the gauge's forecast. For the flood-mapping
-service the post-processor reduces each file to one row per segment, the segment's own
-peak flow and the time of that peak, and keeps one row per segment across files: where
-forecasts overlap, the latest reference time wins.
+stem below it; each segment "inherits" the gauge's forecast. The post-processor reduces
+each file to one :class:`Contribution` per segment (the segment's own peak flow and the
+time of that peak) and keeps, for every segment, the contributions of every gauge that
+reaches it, following the operational consumer of RnR output (NWS HydroVIS's
+"RFC-based max streamflow" and "max downstream streamflow" services):
+
+* per (segment, gauge), the gauge's newest issuance;
+* a gauge whose newer issuance no longer floods withdraws its contributions;
+* across gauges, the maximum flow governs the segment's row (its gauge, reach, peak
+  time); the status is the most severe category among them (no_flooding < action <
+  minor < moderate < major, not string order), and ``inherited_rfc_forecasts`` lists
+  every influencing forecast as "LID @ issue time (status)", the governing one first,
+  then by distance from the segment.
+
+A segment whose maximum falls on the forecast's last step is still rising there: its
+``peak_at_horizon`` says so, and its flow is a lower bound, not a peak.
 
 The reference system took all segments at the time of the file's single global maximum,
 which understates every segment whose peak arrives later (all of those downstream); here
@@ -14,6 +26,7 @@ each segment keeps its own peak. Everything in this module is pure: no S3, no fi
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -23,6 +36,14 @@ from rnr.hydro_io.netcdf import ForecastFile
 
 CFS_PER_CMS = 35.3147
 MILES_PER_KM = 0.621371
+# Flood categories from least to most severe; anything else ranks below them all.
+SEVERITY = ("no_flooding", "action", "minor", "moderate", "major")
+_ISSUE_TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
+def severity(status: str) -> int:
+    """The rank of a flood category in :data:`SEVERITY`; -1 for an unknown one."""
+    return SEVERITY.index(status) if status in SEVERITY else -1
 
 
 class ForecastFileInvalid(ValueError):
@@ -38,15 +59,15 @@ class Flowpath:
 
 
 @dataclass(frozen=True)
-class InheritedRow:
-    """One segment's inherited forecast: the table's row.
+class Contribution:
+    """One gauge's forecast at one segment.
 
     Times are timezone-aware UTC. ``reference_time`` is the routed forecast's t0 (the
-    file's ``file_reference_time``); ``issuance_time`` when the RFC issued the forecast;
-    ``peak_time`` when this segment's flow peaks; ``update_time`` when the row entered
-    the table. ``miles_downstream`` is the distance along the main stem from the gauge's
-    own segment to this one, which the text calls "miles upstream" (the gauge lies that
-    far upstream of the segment).
+    file's ``file_reference_time``); ``issuance_time`` when the RFC issued the forecast
+    (the HML product); ``peak_time`` when this segment's flow peaks (or the forecast
+    ends, when ``peak_at_horizon``); ``update_time`` when it entered the table.
+    ``miles_downstream`` is the distance along the main stem from the gauge's own
+    segment to this one.
     """
 
     feature_id: int
@@ -55,6 +76,7 @@ class InheritedRow:
     state: str
     streamflow_cfs: float
     peak_time: dt.datetime
+    peak_at_horizon: bool
     max_status: str
     reference_time: dt.datetime
     issuance_time: dt.datetime
@@ -66,24 +88,62 @@ class InheritedRow:
     product_id: str
 
     @property
+    def label(self) -> str:
+        """How ``inherited_rfc_forecasts`` names this forecast: "LID @ issue time (status)"."""
+        issued = self.issuance_time.astimezone(dt.UTC).strftime(_ISSUE_TIME_FORMAT)
+        return f"{self.rfc_location} @ {issued} ({self.max_status})"
+
+    def issuance_order(self) -> tuple[dt.datetime, dt.datetime, float, int, str]:
+        """Larger is newer, for one gauge at one segment: issuance, then reference
+        time, then flow, severity and product id, so the choice never depends on the
+        order the files were read in."""
+        return (
+            self.issuance_time,
+            self.reference_time,
+            self.streamflow_cfs,
+            severity(self.max_status),
+            self.product_id,
+        )
+
+
+@dataclass(frozen=True)
+class InheritedRow:
+    """One segment's row of the table: the governing contribution and its company.
+
+    ``governing`` has the maximum flow among ``contributions`` (ties: the first gauge
+    alphabetically); ``contributions`` holds every gauge's forecast that reaches the
+    segment, the governing one first, then by distance (nearest gauge first), then by
+    gauge.
+    """
+
+    governing: Contribution
+    contributions: tuple[Contribution, ...]
+
+    @property
+    def feature_id(self) -> int:
+        return self.governing.feature_id
+
+    @property
     def feature_id_str(self) -> str:
         return f"wb-{self.feature_id}"
 
     @property
-    def inherited_rfc_forecasts(self) -> str:
-        issued = self.issuance_time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return (
-            f"{self.max_status} issued {issued} at {self.rfc_location} "
-            f"({self.rfc_reach_id} [order {self.strm_order}]) "
-            f"{self.miles_downstream:.1f} miles upstream"
-        )
+    def max_status(self) -> str:
+        return max((c.max_status for c in self.contributions), key=severity)
 
-    def precedence(self) -> tuple[dt.datetime, dt.datetime, float, str]:
-        """Larger wins: the latest reference time, then the latest issuance, then the
-        higher flow, then the alphabetically first gauge (``rfc_location`` is negated by
-        :func:`merge_latest`). The order never depends on which file was read first,
-        so rerunning over the same files gives the same table."""
-        return (self.reference_time, self.issuance_time, self.streamflow_cfs, self.rfc_location)
+    @property
+    def inherited_rfc_forecasts(self) -> str:
+        return "; ".join(contribution.label for contribution in self.contributions)
+
+    @property
+    def influencing_lids(self) -> str:
+        """The gauges whose forecasts reach this segment, comma-separated, in row order."""
+        return ",".join(contribution.rfc_location for contribution in self.contributions)
+
+    @property
+    def update_time(self) -> dt.datetime:
+        """When the row last changed: the newest contribution's entry."""
+        return max(contribution.update_time for contribution in self.contributions)
 
 
 def forecast_rows(
@@ -91,8 +151,8 @@ def forecast_rows(
     flowpaths: Mapping[int, Flowpath],
     *,
     update_time: dt.datetime,
-) -> list[InheritedRow]:
-    """The rows of one forecast file, in the file's segment order (upstream first).
+) -> list[Contribution]:
+    """The contributions of one forecast file, in the file's segment order (upstream first).
 
     Relies on the worker writing ``feature_id`` in routing order, gauge segment first,
     as :func:`rnr.hydro.replace_and_route.route_forecast` returns it: the miles are
@@ -125,6 +185,9 @@ def forecast_rows(
 
     peak_index = np.nanargmax(flow, axis=1)
     peak_flow = flow[np.arange(ids.size), peak_index]
+    # Still rising at the end: the maximum is on the last step that holds a value.
+    last_valid = seconds.size - 1 - np.argmax(~np.isnan(flow[:, ::-1]), axis=1)
+    at_horizon = peak_index == last_valid
     lengths = np.array([flowpaths[int(i)].length_km for i in ids], dtype=np.float64)
     miles = np.concatenate(([0.0], np.cumsum(lengths[:-1]))) * MILES_PER_KM
     attributes = forecast.attributes
@@ -132,13 +195,14 @@ def forecast_rows(
     for position, feature_id in enumerate(ids):
         offset = dt.timedelta(seconds=float(seconds[peak_index[position]]))
         rows.append(
-            InheritedRow(
+            Contribution(
                 feature_id=int(feature_id),
                 strm_order=attributes.stream_order,
                 name=attributes.name,
                 state=attributes.state,
                 streamflow_cfs=float(peak_flow[position]) * CFS_PER_CMS,
                 peak_time=forecast.t0 + offset,
+                peak_at_horizon=bool(at_horizon[position]),
                 max_status=attributes.max_status,
                 reference_time=forecast.t0,
                 issuance_time=attributes.issuance_time,
@@ -153,37 +217,65 @@ def forecast_rows(
     return rows
 
 
-def merge_latest(*row_sets: Iterable[InheritedRow]) -> list[InheritedRow]:
-    """One row per segment: the row of highest :meth:`InheritedRow.precedence`.
+def merge_newest(*contribution_sets: Iterable[Contribution]) -> list[Contribution]:
+    """One contribution per (segment, gauge): the gauge's newest issuance.
 
-    Pass the table so far first: on an exact tie the earlier row stays, so reading the
-    same files twice leaves the table (update times included) unchanged. The result is
-    ordered by ``feature_id``.
+    Pass the state so far first: on an exact tie the earlier one stays, so reading the
+    same files twice leaves the state (update times included) unchanged. The result is
+    ordered by segment, then gauge.
     """
-    kept: dict[int, InheritedRow] = {}
-    for rows in row_sets:
-        for row in rows:
-            current = kept.get(row.feature_id)
-            if current is None or _outranks(row, current):
-                kept[row.feature_id] = row
-    return [kept[feature_id] for feature_id in sorted(kept)]
+    kept: dict[tuple[int, str], Contribution] = {}
+    for contributions in contribution_sets:
+        for contribution in contributions:
+            key = (contribution.feature_id, contribution.rfc_location)
+            current = kept.get(key)
+            if current is None or contribution.issuance_order() > current.issuance_order():
+                kept[key] = contribution
+    return [kept[key] for key in sorted(kept)]
 
 
-def _outranks(candidate: InheritedRow, current: InheritedRow) -> bool:
-    new, old = candidate.precedence(), current.precedence()
-    if new[:3] != old[:3]:
-        return new[:3] > old[:3]
-    # Same forecast times and flow: the alphabetically first gauge, for determinism.
-    return new[3] < old[3]
+def withdraw(
+    contributions: Iterable[Contribution], withdrawals: Mapping[str, dt.datetime]
+) -> tuple[list[Contribution], list[Contribution]]:
+    """The contributions not withdrawn, and those withdrawn.
+
+    ``withdrawals`` maps a gauge to the issuance time of its newest forecast that no
+    longer floods: every contribution of that gauge issued no later is withdrawn.
+    """
+    kept: list[Contribution] = []
+    withdrawn: list[Contribution] = []
+    for contribution in contributions:
+        until = withdrawals.get(contribution.rfc_location)
+        is_withdrawn = until is not None and contribution.issuance_time <= until
+        (withdrawn if is_withdrawn else kept).append(contribution)
+    return kept, withdrawn
 
 
 def drop_expired(
-    rows: list[InheritedRow], *, now: dt.datetime, max_age: dt.timedelta
-) -> tuple[list[InheritedRow], int]:
-    """The rows whose reference time is within ``max_age`` of ``now``, and how many
-    were dropped: a forecast nobody renewed stops painting the flood map."""
+    contributions: Iterable[Contribution], *, now: dt.datetime, max_age: dt.timedelta
+) -> tuple[list[Contribution], int]:
+    """The contributions whose reference time is within ``max_age`` of ``now``, and how
+    many were dropped: a forecast nobody renewed stops painting the flood map."""
     if not (isinstance(max_age, dt.timedelta) and max_age.total_seconds() > 0):
         raise ValueError(f"max_age must be a positive timedelta, got {max_age!r}")
     oldest = now - max_age
-    kept = [row for row in rows if row.reference_time >= oldest]
-    return kept, len(rows) - len(kept)
+    everything = list(contributions)
+    kept = [c for c in everything if c.reference_time >= oldest]
+    return kept, len(everything) - len(kept)
+
+
+def segment_rows(contributions: Iterable[Contribution]) -> list[InheritedRow]:
+    """The table: one row per segment, ordered by ``feature_id`` (see the module doc)."""
+    by_segment: dict[int, list[Contribution]] = defaultdict(list)
+    for contribution in contributions:
+        by_segment[contribution.feature_id].append(contribution)
+    rows = []
+    for feature_id in sorted(by_segment):
+        company = by_segment[feature_id]
+        governing = min(company, key=lambda c: (-c.streamflow_cfs, c.rfc_location))
+        others = sorted(
+            (c for c in company if c is not governing),
+            key=lambda c: (c.miles_downstream, c.rfc_location),
+        )
+        rows.append(InheritedRow(governing, (governing, *others)))
+    return rows

@@ -1,9 +1,14 @@
-"""The inherited-forecast table as files: Parquet (typed) and CSV (geometry as WKT).
+"""The inherited-forecast table as files, and the post-processor's state beside it.
 
-The columns of RNR_SPEC section 6 come first, in its order; after them the columns the
-post-processor needs to merge the next run's forecasts into this table (peak time,
-issuance, gauge, distance, product), so the published Parquet file is also the state
-it starts from. Readers that know only the specified columns select those.
+* The **table** (what flood maps read) is GeoParquet 1.1: WKB geometry with its CRS,
+  EPSG:5070 (NAD83 / Conus Albers, metres), as PROJJSON in the ``geo`` metadata, so
+  QGIS, geopandas and DuckDB place it without being told; and CSV, geometry as WKT,
+  whose ``geometry_crs`` column names the CRS on every row. The columns of RNR_SPEC
+  section 6 come first, in its order; after them what the overlap rule adds
+  (``influencing_lids``, ``peak_at_horizon``) and the governing forecast's details.
+* The **contributions** (state) hold every gauge's forecast at every segment, one
+  Parquet file the next run starts from: the table is derived from them, and cannot
+  be turned back into them once gauges overlap.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from rnr.hydro.inherited import InheritedRow
+from rnr.hydro.inherited import Contribution, InheritedRow
+from rnr.hydro_io.geoparquet import CRS_NAME, to_geoparquet_bytes
 
 _TIME = pa.timestamp("s", tz="UTC")
 
-SCHEMA = pa.schema(
+TABLE_SCHEMA = pa.schema(
     [
         ("feature_id", pa.int64()),
         ("feature_id_str", pa.string()),
@@ -31,7 +37,9 @@ SCHEMA = pa.schema(
         ("reference_time", _TIME),
         ("update_time", _TIME),
         ("inherited_rfc_forecasts", pa.string()),
-        ("geometry", pa.string()),
+        ("geometry", pa.string()),  # WKT here; WKB in the GeoParquet file
+        ("influencing_lids", pa.string()),
+        ("peak_at_horizon", pa.bool_()),
         ("peak_time", _TIME),
         ("issuance_time", _TIME),
         ("rfc_location", pa.string()),
@@ -40,81 +48,98 @@ SCHEMA = pa.schema(
         ("product_id", pa.string()),
     ]
 )
-SPEC_COLUMNS = SCHEMA.names[: SCHEMA.get_field_index("geometry") + 1]
-_TIME_COLUMNS = [field.name for field in SCHEMA if field.type == _TIME]
+SPEC_COLUMNS = TABLE_SCHEMA.names[: TABLE_SCHEMA.get_field_index("geometry") + 1]
+
+CONTRIBUTION_SCHEMA = pa.schema(
+    [
+        ("feature_id", pa.int64()),
+        ("strm_order", pa.int32()),
+        ("name", pa.string()),
+        ("state", pa.string()),
+        ("streamflow_cfs", pa.float64()),
+        ("peak_time", _TIME),
+        ("peak_at_horizon", pa.bool_()),
+        ("max_status", pa.string()),
+        ("reference_time", _TIME),
+        ("issuance_time", _TIME),
+        ("update_time", _TIME),
+        ("rfc_location", pa.string()),
+        ("rfc_reach_id", pa.string()),
+        ("miles_downstream", pa.float64()),
+        ("geometry_wkt", pa.string()),
+        ("product_id", pa.string()),
+    ]
+)
+_CONTRIBUTION_FIELDS = CONTRIBUTION_SCHEMA.names
 
 
 def rows_to_table(rows: list[InheritedRow]) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
+    """The published table (geometry still WKT: :func:`to_table_files` encodes it)."""
+    columns: dict[str, list[object]] = {name: [] for name in TABLE_SCHEMA.names}
     for row in rows:
-        columns["feature_id"].append(row.feature_id)
-        columns["feature_id_str"].append(row.feature_id_str)
-        columns["strm_order"].append(row.strm_order)
-        columns["name"].append(row.name)
-        columns["state"].append(row.state)
-        columns["streamflow_cfs"].append(row.streamflow_cfs)
-        columns["max_status"].append(row.max_status)
-        columns["reference_time"].append(row.reference_time)
-        columns["update_time"].append(row.update_time)
-        columns["inherited_rfc_forecasts"].append(row.inherited_rfc_forecasts)
-        columns["geometry"].append(row.geometry_wkt)
-        columns["peak_time"].append(row.peak_time)
-        columns["issuance_time"].append(row.issuance_time)
-        columns["rfc_location"].append(row.rfc_location)
-        columns["rfc_reach_id"].append(row.rfc_reach_id)
-        columns["miles_downstream"].append(row.miles_downstream)
-        columns["product_id"].append(row.product_id)
-    return pa.table(columns, schema=SCHEMA)
+        governing = row.governing
+        values = {
+            "feature_id": row.feature_id,
+            "feature_id_str": row.feature_id_str,
+            "strm_order": governing.strm_order,
+            "name": governing.name,
+            "state": governing.state,
+            "streamflow_cfs": governing.streamflow_cfs,
+            "inherited_rfc_forecasts": row.inherited_rfc_forecasts,
+            "max_status": row.max_status,
+            "reference_time": governing.reference_time,
+            "update_time": row.update_time,
+            "geometry": governing.geometry_wkt,
+            "influencing_lids": row.influencing_lids,
+            "peak_at_horizon": governing.peak_at_horizon,
+            "peak_time": governing.peak_time,
+            "issuance_time": governing.issuance_time,
+            "rfc_location": governing.rfc_location,
+            "rfc_reach_id": governing.rfc_reach_id,
+            "miles_downstream": governing.miles_downstream,
+            "product_id": governing.product_id,
+        }
+        for name, value in values.items():
+            columns[name].append(value)
+    return pa.table(columns, schema=TABLE_SCHEMA)
 
 
-def table_to_rows(table: pa.Table) -> list[InheritedRow]:
-    """Rows of a table this module wrote. Raises ``ValueError`` naming a missing column."""
-    missing = [name for name in SCHEMA.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"not an inherited-forecast table: no column {', '.join(missing)}")
-    table = table.select(SCHEMA.names).cast(SCHEMA)
-    return [
-        InheritedRow(
-            feature_id=record["feature_id"],
-            strm_order=record["strm_order"],
-            name=record["name"],
-            state=record["state"],
-            streamflow_cfs=record["streamflow_cfs"],
-            peak_time=record["peak_time"],
-            max_status=record["max_status"],
-            reference_time=record["reference_time"],
-            issuance_time=record["issuance_time"],
-            update_time=record["update_time"],
-            rfc_location=record["rfc_location"],
-            rfc_reach_id=record["rfc_reach_id"],
-            miles_downstream=record["miles_downstream"],
-            geometry_wkt=record["geometry"],
-            product_id=record["product_id"],
-        )
-        for record in table.to_pylist()
-    ]
+def to_table_files(table: pa.Table) -> dict[str, bytes]:
+    """The table's files by extension: ``parquet`` (GeoParquet) and ``csv``."""
+    return {"parquet": to_geoparquet_bytes(table), "csv": to_csv_bytes(table)}
 
 
-def to_parquet_bytes(table: pa.Table) -> bytes:
+def contributions_to_bytes(contributions: list[Contribution]) -> bytes:
+    columns: dict[str, list[object]] = {name: [] for name in _CONTRIBUTION_FIELDS}
+    for contribution in contributions:
+        for name in _CONTRIBUTION_FIELDS:
+            columns[name].append(getattr(contribution, name))
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(pa.table(columns, schema=CONTRIBUTION_SCHEMA), sink, compression="zstd")
     return sink.getvalue()
 
 
-def from_parquet_bytes(data: bytes) -> pa.Table:
-    """Raises ``ValueError`` when the bytes are not Parquet."""
+def contributions_from_bytes(data: bytes) -> list[Contribution]:
+    """Contributions this module wrote. Raises ``ValueError`` naming what is wrong."""
     try:
-        return pq.read_table(io.BytesIO(data))
+        table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowInvalid, OSError) as error:
         raise ValueError(f"not a Parquet file: {error}") from error
+    missing = [name for name in _CONTRIBUTION_FIELDS if name not in table.column_names]
+    if missing:
+        raise ValueError(f"not a contributions file: no column {', '.join(missing)}")
+    table = table.select(_CONTRIBUTION_FIELDS).cast(CONTRIBUTION_SCHEMA)
+    return [Contribution(**record) for record in table.to_pylist()]
 
 
 def to_csv_bytes(table: pa.Table) -> bytes:
-    """CSV with a header; times as ISO 8601 UTC (``2025-05-05T21:00:00Z``)."""
-    for name in _TIME_COLUMNS:
+    """CSV with a header; times as ISO 8601 UTC (``2025-05-05T21:00:00Z``), geometry
+    as WKT and, last, ``geometry_crs`` naming its coordinate system."""
+    for name in [field.name for field in table.schema if field.type == _TIME]:
         index = table.schema.get_field_index(name)
         text = pc.strftime(table.column(name), format="%Y-%m-%dT%H:%M:%SZ")
         table = table.set_column(index, name, text)
+    table = table.append_column("geometry_crs", pa.array([CRS_NAME] * table.num_rows, pa.string()))
     sink = io.BytesIO()
     pa_csv.write_csv(table, sink)
     return sink.getvalue()

@@ -58,6 +58,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rnr.hydro_io.geoparquet import EPSG_5070_PROJJSON
+
 SMALL_DIR = Path(__file__).resolve().parent / "data" / "small"
 GPKG_NAME = "hydrofabric.gpkg"
 PARQUET_DIR = "parquet"
@@ -879,65 +881,6 @@ class _Tables:
 
 # ------------------------------------------------------------------ writers
 
-# EPSG:5070 as PROJJSON, for GeoParquet's "geo" metadata.
-_PROJJSON_5070: dict[str, Any] = {
-    "$schema": "https://proj.org/schemas/v0.7/projjson.schema.json",
-    "type": "ProjectedCRS",
-    "name": "NAD83 / Conus Albers",
-    "base_crs": {
-        "name": "NAD83",
-        "datum": {
-            "type": "GeodeticReferenceFrame",
-            "name": "North American Datum 1983",
-            "ellipsoid": {
-                "name": "GRS 1980",
-                "semi_major_axis": 6378137,
-                "inverse_flattening": 298.257222101,
-            },
-        },
-        "coordinate_system": {
-            "subtype": "ellipsoidal",
-            "axis": [
-                {
-                    "name": "Geodetic latitude",
-                    "abbreviation": "Lat",
-                    "direction": "north",
-                    "unit": "degree",
-                },
-                {
-                    "name": "Geodetic longitude",
-                    "abbreviation": "Lon",
-                    "direction": "east",
-                    "unit": "degree",
-                },
-            ],
-        },
-        "id": {"authority": "EPSG", "code": 4269},
-    },
-    "conversion": {
-        "name": "Conus Albers",
-        "method": {"name": "Albers Equal Area", "id": {"authority": "EPSG", "code": 9822}},
-        "parameters": [
-            {"name": name, "value": value, "unit": unit, "id": {"authority": "EPSG", "code": code}}
-            for name, value, unit, code in (
-                ("Latitude of false origin", 23, "degree", 8821),
-                ("Longitude of false origin", -96, "degree", 8822),
-                ("Latitude of 1st standard parallel", 29.5, "degree", 8823),
-                ("Latitude of 2nd standard parallel", 45.5, "degree", 8824),
-                ("Easting at false origin", 0, "metre", 8826),
-                ("Northing at false origin", 0, "metre", 8827),
-            )
-        ],
-    },
-    "coordinate_system": {
-        "subtype": "Cartesian",
-        "axis": [
-            {"name": "Easting", "abbreviation": "X", "direction": "east", "unit": "metre"},
-            {"name": "Northing", "abbreviation": "Y", "direction": "north", "unit": "metre"},
-        ],
-    },
-    "id": {"authority": "EPSG", "code": 5070},
-}
 _WKT_4326 = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
     'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
@@ -1023,7 +966,7 @@ def _chunks(rows: int) -> Iterator[tuple[int, int]]:
 
 def _geo_metadata(geometry_type: str) -> bytes:
     kind = {"LINESTRING": "LineString", "POINT": "Point"}[geometry_type]
-    column = {"encoding": "WKB", "geometry_types": [kind], "crs": _PROJJSON_5070}
+    column = {"encoding": "WKB", "geometry_types": [kind], "crs": EPSG_5070_PROJJSON}
     document = {"version": "1.0.0", "primary_column": "geometry", "columns": {"geometry": column}}
     return json.dumps(document, sort_keys=True).encode()
 

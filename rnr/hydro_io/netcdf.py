@@ -17,7 +17,9 @@ Shapes: ``n`` segments (``feature_id``), ``t`` routed steps, ``h`` hourly sample
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import math
 import re
 import tempfile
@@ -60,6 +62,20 @@ _ROUTED = (
     ("depth", "depth_m", "Depth", "m"),
 )
 FLOAT_VARIABLES = (*(name for name, *_ in _ROUTED), "nudge")
+DISTRIBUTION = "rnr-pipeline"
+UNKNOWN_VERSION = "unknown"
+
+
+@functools.cache
+def package_version() -> str:
+    """The installed ``rnr-pipeline`` version (``pyproject.toml``), read once; ``unknown``
+    when the distribution is not installed (a source tree on ``PYTHONPATH``)."""
+    import importlib.metadata  # here, not at import: the post-processor imports this module
+
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return UNKNOWN_VERSION
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,9 @@ class ForecastAttributes:
     ``issuance_time`` and ``product_id`` name the HML product that triggered the run;
     ``flowpath_attributes_layer`` the hydrofabric layer the channel parameters came from
     (``flowpath-attributes-ml`` where it exists, as the reference picks it).
-    ``code_version`` fills T-Route's attribute of that name (empty in the reference).
+    ``code_version`` fills T-Route's attribute of that name (empty in the reference): by
+    default the version of the installed package (:func:`package_version`), so the
+    worker's files and the analysts' tool's say which code wrote them.
     """
 
     rfc_location: str
@@ -84,7 +102,7 @@ class ForecastAttributes:
     issuance_time: dt.datetime
     product_id: str
     flowpath_attributes_layer: str
-    code_version: str = ""
+    code_version: str = dataclasses.field(default_factory=package_version)
 
     def __post_init__(self) -> None:
         for field in ("rfc_location", "rfc_reach_id", "max_status", "product_id"):

@@ -1,17 +1,22 @@
 """Post-processor run: new forecast files in, the inherited-forecast table out.
 
-One run (RNR_SPEC section 6):
+One run (RNR_SPEC section 6; the rules are :mod:`rnr.hydro.inherited`'s):
 
-1. list ``OUTPUT_PREFIX/*/troute_output_*.nc`` and keep the objects the checkpoint has
-   not seen with their current ETag, oldest first, at most
-   ``POSTPROC_MAX_OBJECTS_PER_RUN``;
-2. read each (bounded concurrency); a file that is not a readable forecast is copied to
-   ``POSTPROC_PREFIX/quarantine/`` with a ``.reason.json`` beside it and the rest go on;
-3. read the flowpaths of just the segments those files cover;
-4. merge their rows into the current table (the latest reference time wins per
-   segment), drop forecasts older than ``POSTPROC_MAX_FORECAST_AGE_HOURS``;
-5. write the table as Parquet and CSV, timestamped under ``history/`` and as the stable
-   ``latest/`` copy; then the checkpoint.
+1. list ``OUTPUT_PREFIX/*/troute_output_*.nc`` and the worker's product records
+   (``OUTPUT_PREFIX/products/...json``) and keep the objects the checkpoint has not seen
+   with their current ETag, oldest first, at most ``POSTPROC_MAX_OBJECTS_PER_RUN`` of
+   each;
+2. read each forecast file (bounded concurrency); a file that is not a readable
+   forecast is copied to ``POSTPROC_PREFIX/quarantine/`` with a ``.reason.json`` beside
+   it and the rest go on; read the flowpaths of just the segments they cover;
+3. read each product record: a gauge skipped as ``not_flooding`` withdraws that gauge's
+   forecasts issued no later than the record's product;
+4. merge the new contributions into the state (per segment and gauge the newest
+   issuance), apply the withdrawals, drop forecasts older than
+   ``POSTPROC_MAX_FORECAST_AGE_HOURS``;
+5. write the table derived from them (per segment the maximum flow governs) as
+   GeoParquet and CSV, timestamped under ``history/`` and as the stable ``latest/``
+   copy; then the contributions (``state/contributions.parquet``); then the checkpoint.
 
 A run with no new objects and nothing expired writes nothing. Transient S3 failures
 fail the run before the checkpoint moves, so the next run repeats it; repeating it
@@ -31,23 +36,28 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from rnr.core import identifiers
+from rnr.core.identifiers import InvalidIdentifier
 from rnr.core.logging import log_context
 from rnr.core.metrics import emit_emf
 from rnr.core.readiness import ReadinessCheck
+from rnr.hydro.forecast import SkipReason
 from rnr.hydro.inherited import (
+    Contribution,
     ForecastFileInvalid,
     InheritedRow,
     drop_expired,
     forecast_rows,
-    merge_latest,
+    merge_newest,
+    segment_rows,
+    withdraw,
 )
 from rnr.hydro_io.flowpaths import read_flowpaths
 from rnr.hydro_io.inherited_table import (
-    from_parquet_bytes,
+    contributions_from_bytes,
+    contributions_to_bytes,
     rows_to_table,
-    table_to_rows,
-    to_csv_bytes,
-    to_parquet_bytes,
+    to_table_files,
 )
 from rnr.hydro_io.netcdf import ForecastFile, read_forecast_netcdf
 from rnr.storage.aws import AwsClients
@@ -61,6 +71,8 @@ logger = logging.getLogger(__name__)
 
 TABLE_NAME = "inherited_rfc_forecasts"
 _FORECAST_FILE = re.compile(r"[^/]+/troute_output_[0-9]{12}\.nc")
+_PRODUCT_RECORD = re.compile(r"products/[0-9]{4}/[0-9]{2}/[0-9]{2}/[^/]+\.json")
+_TABLE_CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ class TableKeys:
     @property
     def checkpoint(self) -> str:
         return f"{self.prefix}/state/checkpoint.json"
+
+    @property
+    def contributions(self) -> str:
+        return f"{self.prefix}/state/contributions.parquet"
 
     def latest(self, extension: str) -> str:
         return f"{self.prefix}/latest/{TABLE_NAME}.{extension}"
@@ -90,6 +106,7 @@ class PostprocState:
     settings: PostprocSettings
     aws: AwsClients
     objects: Counter
+    withdrawn_rows: Counter
     table_rows: Gauge
 
 
@@ -106,6 +123,11 @@ def setup(settings: PostprocSettings, registry: CollectorRegistry) -> PostprocSt
         settings=settings,
         aws=AwsClients(settings),
         objects=objects,
+        withdrawn_rows=Counter(
+            "rnr_postproc_withdrawn_rows_total",
+            "Segment forecasts withdrawn because their gauge's newer forecast no longer floods",
+            registry=registry,
+        ),
         table_rows=Gauge(
             "rnr_postproc_table_rows", "Rows of the last table written", registry=registry
         ),
@@ -117,44 +139,63 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
     bucket = settings.output_bucket
     keys = TableKeys(settings.postproc_prefix)
     run_time = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    limit = settings.postproc_max_objects_per_run
     async with state.aws.client("s3") as s3:
         store = ObjectStore(s3)
-        listing = await _list_forecasts(store, settings)
+        forecasts, records = await _list_outputs(store, settings)
+        previous_bytes = await store.get_bytes_if_exists(bucket, keys.contributions)
         checkpoint_bytes = await store.get_bytes_if_exists(bucket, keys.checkpoint)
-        checkpoint = Checkpoint.from_json(checkpoint_bytes) if checkpoint_bytes else Checkpoint()
-        pending = checkpoint.pending(listing)
-        batch = pending[: settings.postproc_max_objects_per_run]
-        previous_bytes = await store.get_bytes_if_exists(bucket, keys.latest("parquet"))
-        previous = table_to_rows(from_parquet_bytes(previous_bytes)) if previous_bytes else []
+        if previous_bytes is None or checkpoint_bytes is None:
+            # No state (a first run, or a checkpoint from before it): read everything.
+            checkpoint, previous = Checkpoint(), []
+        else:
+            checkpoint = Checkpoint.from_json(checkpoint_bytes)
+            previous = contributions_from_bytes(previous_bytes)
+        pending = checkpoint.pending(forecasts)
+        batch = pending[:limit]
+        pending_records = checkpoint.pending(records)
+        record_batch = pending_records[:limit]
 
         intake = await _take_in(state, s3, store, batch, run_time)
         for info, data, reason in intake.rejected:
             await _quarantine(store, bucket, keys, info, data, reason)
+        await _read_withdrawals(store, bucket, record_batch, checkpoint)
         max_age = dt.timedelta(hours=settings.postproc_max_forecast_age_hours)
-        table, expired = drop_expired(
-            merge_latest(previous, *intake.rows), now=run_time, max_age=max_age
-        )
+        checkpoint.forget_withdrawals_before(run_time - max_age)
+        merged = merge_newest(previous, *intake.rows)
+        kept, withdrawn = withdraw(merged, checkpoint.withdrawals)
+        contributions, expired = drop_expired(kept, now=run_time, max_age=max_age)
+        table = segment_rows(contributions)
         summary: dict[str, Any] = {
-            "listed": len(listing),
+            "listed": len(forecasts),
             "pending": len(pending),
             "processed": len(intake.processed),
             "quarantined": len(intake.rejected),
-            "deferred": len(pending) - len(batch),
+            "deferred": len(pending) - len(batch) + len(pending_records) - len(record_batch),
+            "records_read": len(record_batch),
+            "withdrawn_gauges": sorted({c.rfc_location for c in withdrawn}),
+            "withdrawn_rows": len(withdrawn),
             "expired_rows": expired,
             "table_rows": len(table),
             "written": False,
         }
-        if not batch and not expired:
-            logger.info("no new forecast files: nothing written", extra={"summary": summary})
+        if not batch and not record_batch and not expired:
+            logger.info("no new outputs: nothing written", extra={"summary": summary})
             return summary
-        if table != previous:
+        if contributions != previous or (previous_bytes is None and contributions):
             await _write_table(store, bucket, keys, table, run_time)
+            await store.put_bytes(
+                bucket,
+                keys.contributions,
+                contributions_to_bytes(contributions),
+                content_type="application/vnd.apache.parquet",
+            )
             summary.update(written=True, latest_key=keys.latest("parquet"))
-        for info in intake.processed:
+        for info in [*intake.processed, *record_batch]:
             checkpoint.record(info, "processed")
         for info, _, _ in intake.rejected:
             checkpoint.record(info, "quarantined")
-        checkpoint.forget_missing(listing)
+        checkpoint.forget_missing([*forecasts, *records])
         # Last: a run that dies before this line is repeated, with the same result.
         await store.put_bytes(
             bucket,
@@ -165,6 +206,7 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
 
     state.objects.labels("processed").inc(len(intake.processed))
     state.objects.labels("quarantined").inc(len(intake.rejected))
+    state.withdrawn_rows.inc(len(withdrawn))
     state.table_rows.set(len(table))
     emit_emf(
         "postproc",
@@ -172,6 +214,7 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
             "ObjectsProcessed": len(intake.processed),
             "ObjectsQuarantined": len(intake.rejected),
             "ObjectsDeferred": summary["deferred"],
+            "RowsWithdrawn": len(withdrawn),
             "RowsExpired": expired,
             "TableRows": len(table),
         },
@@ -185,7 +228,7 @@ class Intake:
     with their bytes and the reason."""
 
     processed: list[ObjectInfo] = field(default_factory=list)
-    rows: list[list[InheritedRow]] = field(default_factory=list)
+    rows: list[list[Contribution]] = field(default_factory=list)
     rejected: list[tuple[ObjectInfo, bytes, str]] = field(default_factory=list)
 
 
@@ -193,14 +236,56 @@ def _listing_prefix(output_prefix: str) -> str:
     return f"{output_prefix}/" if output_prefix else ""
 
 
-async def _list_forecasts(store: ObjectStore, settings: PostprocSettings) -> list[ObjectInfo]:
-    """Forecast files only: the product records beside them are not tables' input."""
+async def _list_outputs(
+    store: ObjectStore, settings: PostprocSettings
+) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
+    """The forecast files and the product records under the output prefix."""
     prefix = _listing_prefix(settings.output_prefix)
-    return [
-        info
-        for info in await store.list_objects(settings.output_bucket, prefix)
-        if _FORECAST_FILE.fullmatch(info.key.removeprefix(prefix))
-    ]
+    listed = await store.list_objects(settings.output_bucket, prefix)
+    relative = [(info, info.key.removeprefix(prefix)) for info in listed]
+    return (
+        [info for info, key in relative if _FORECAST_FILE.fullmatch(key)],
+        [info for info, key in relative if _PRODUCT_RECORD.fullmatch(key)],
+    )
+
+
+async def _read_withdrawals(
+    store: ObjectStore, bucket: str, records: list[ObjectInfo], checkpoint: Checkpoint
+) -> None:
+    """Note in the checkpoint every gauge a product record says no longer floods."""
+    noted: set[str] = set()
+    for info in records:
+        data = await store.get_bytes(bucket, info.key)
+        for lid, issued in _not_flooding(info.key, data):
+            if checkpoint.withdraw(lid, issued):
+                noted.add(lid)
+    if noted:
+        logger.info("gauges no longer flooding", extra={"lids": sorted(noted)})
+
+
+def _not_flooding(key: str, data: bytes) -> list[tuple[str, dt.datetime]]:
+    """(gauge, product issuance) of each gauge a record lists as skipped not flooding.
+
+    A record that cannot be read withdraws nothing (and is logged): it is the worker's
+    own output, so this is a bug or a hand edit, not a reason to stop the table.
+    """
+    try:
+        record = json.loads(data)
+        issued = dt.datetime.fromisoformat(record["issuance_time"])
+        if issued.tzinfo is None:
+            raise ValueError("issuance_time has no time zone")
+        gauges = [
+            identifiers.lid(gauge["lid"])
+            for gauge in record["gauges"]
+            if gauge.get("outcome") == "skipped"
+            and gauge.get("reason") == SkipReason.NOT_FLOODING.value
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidIdentifier) as error:
+        logger.warning(
+            "unreadable product record: ignored", extra={"key": key, "reason": str(error)}
+        )
+        return []
+    return [(lid, issued) for lid in gauges]
 
 
 async def _take_in(
@@ -298,17 +383,18 @@ async def _write_table(
 ) -> None:
     """History first, ``latest`` after: readers of ``latest`` never see a table whose
     history copy is missing."""
-    table = rows_to_table(rows)
-    files = {
-        "parquet": (to_parquet_bytes(table), "application/vnd.apache.parquet"),
-        "csv": (to_csv_bytes(table), "text/csv"),
-    }
-    for extension, (body, content_type) in files.items():
+    files = to_table_files(rows_to_table(rows))
+    for extension, body in files.items():
         await store.put_bytes(
-            bucket, keys.history(run_time, extension), body, content_type=content_type
+            bucket,
+            keys.history(run_time, extension),
+            body,
+            content_type=_TABLE_CONTENT_TYPES[extension],
         )
-    for extension, (body, content_type) in files.items():
-        await store.put_bytes(bucket, keys.latest(extension), body, content_type=content_type)
+    for extension, body in files.items():
+        await store.put_bytes(
+            bucket, keys.latest(extension), body, content_type=_TABLE_CONTENT_TYPES[extension]
+        )
     logger.info(
         "inherited-forecast table written",
         extra={"rows": len(rows), "key": keys.latest("parquet")},

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+import shapely
 from prometheus_client import CollectorRegistry
 
 from rnr.hydro.inherited import CFS_PER_CMS
@@ -76,10 +77,18 @@ def feature_ids(lid: str) -> list[int]:
 
 
 async def test_an_empty_run_writes_nothing(pp: Postproc) -> None:
-    pp.put("replace_and_route/products/2025/05/05/p.json", b"{}")  # not a forecast file
     summary = await pp.run()
     assert summary["listed"] == 0 and summary["written"] is False
     assert pp.keys() == []
+
+
+async def test_a_product_record_is_not_a_forecast_and_a_bad_one_withdraws_nothing(
+    pp: Postproc,
+) -> None:
+    pp.put("replace_and_route/products/2025/05/05/p.json", b"{}")
+    summary = await pp.run()
+    assert (summary["listed"], summary["records_read"], summary["written"]) == (0, 1, False)
+    assert pp.keys("postprocess/latest/") == []
 
 
 @pytest.mark.parametrize("location", ["parquet", "gpkg"])
@@ -100,7 +109,7 @@ async def test_forecasts_become_the_table_once(
         set(feature_ids("HPDT2")) | set(feature_ids("TRKT2"))
     )
     assert {row["rfc_location"] for row in rows} == {"HPDT2", "TRKT2"}
-    assert all(row["geometry"].startswith("LINESTRING") for row in rows)
+    assert all(shapely.from_wkb(row["geometry"]).geom_type == "LineString" for row in rows)
     history = pp.keys("postprocess/history/")
     assert {key.rsplit(".", 1)[1] for key in history} == {"csv", "parquet"}
     assert len(history) == 2
@@ -157,7 +166,7 @@ async def test_segments_unknown_to_the_hydrofabric_are_quarantined(pp: Postproc)
     assert "2 of 2 segments are not in the flowpaths layer" in reason
 
 
-async def test_the_latest_reference_time_wins_across_runs(pp: Postproc) -> None:
+async def test_a_gauges_newest_issuance_wins_across_runs(pp: Postproc) -> None:
     pp.put(*forecast_file("HPDT2", t0=T_OLD, peak_m3_s=900.0, product_id="old"))
     await pp.run()
     assert {row["product_id"] for row in pp.latest()} == {"old"}
@@ -227,3 +236,102 @@ async def test_the_flowpath_lookup_is_built_once_per_hydrofabric_version(
     summary = await pp.run()
     assert summary["processed"] == 1
     assert len(pp.keys("postprocess/state/flowpaths/")) == 2
+
+
+def product_record(lid: str, issued: dt.datetime, *, outcome: str, reason: str = "") -> tuple:
+    """A worker's product record listing ``lid`` with ``outcome`` (key, bytes)."""
+    product_id = f"p-{lid}-{issued:%H%M}"
+    gauge = {"lid": lid, "outcome": outcome, **({"reason": reason} if reason else {})}
+    record = {
+        "schema_version": 2,
+        "product_id": product_id,
+        "issuance_time": issued.isoformat(),
+        "issuing_office": "KFWR",
+        "wmo_collective_id": "SRUS54",
+        "lids": [lid],
+        "complete": True,
+        "gauges": [gauge],
+    }
+    key = f"replace_and_route/products/{issued:%Y/%m/%d}/{product_id}.json"
+    return key, json.dumps(record).encode()
+
+
+def overlap_ids() -> set[int]:
+    return set(feature_ids("HPDT2")) & set(feature_ids("TRKT2"))
+
+
+async def test_overlapping_gauges_give_the_max_flow_and_the_most_severe_status(
+    pp: Postproc,
+) -> None:
+    assert overlap_ids(), "the sample's HPDT2 and TRKT2 segments should overlap"
+    pp.put(*forecast_file("HPDT2", t0=T_NEW, peak_m3_s=300.0, max_status="major"))
+    pp.put(*forecast_file("TRKT2", t0=T_OLD, peak_m3_s=3000.0, max_status="minor"))
+    await pp.run()
+    rows = {row["feature_id"]: row for row in pp.latest()}
+    for feature_id in overlap_ids():
+        row = rows[feature_id]
+        # TRKT2's older but larger forecast governs; HPDT2's "major" is the status.
+        assert row["rfc_location"] == "TRKT2"
+        assert row["max_status"] == "major"
+        assert set(row["influencing_lids"].split(",")) == {"HPDT2", "TRKT2"}
+        assert row["influencing_lids"].startswith("TRKT2,")
+        assert row["inherited_rfc_forecasts"].startswith("TRKT2 @ ")
+        assert "HPDT2 @ " in row["inherited_rfc_forecasts"]
+
+
+async def test_a_gauge_that_stops_flooding_is_withdrawn_in_the_next_run(pp: Postproc) -> None:
+    pp.put(*forecast_file("HPDT2", t0=T_OLD))
+    pp.put(*forecast_file("PRLL1", t0=T_OLD))
+    await pp.run()
+    assert {row["rfc_location"] for row in pp.latest()} == {"HPDT2", "PRLL1"}
+
+    # A newer product's record: HPDT2 was skipped, no longer flooding.
+    pp.put(*product_record("HPDT2", T_NEW, outcome="skipped", reason="not_flooding"))
+    pp.put(*product_record("PRLL1", T_NEW, outcome="skipped", reason="unknown_gauge"))
+    summary = await pp.run()
+    assert summary["withdrawn_gauges"] == ["HPDT2"]
+    assert summary["withdrawn_rows"] == len(feature_ids("HPDT2"))
+    assert {row["rfc_location"] for row in pp.latest()} == {"PRLL1"}
+    withdrawn = pp.state.withdrawn_rows._value.get()
+    assert withdrawn == len(feature_ids("HPDT2"))
+
+    # The older forecast file rewritten later (a redelivery) does not come back.
+    pp.restart()
+    pp.put(*forecast_file("HPDT2", t0=T_OLD, peak_m3_s=501.0))
+    await pp.run()
+    assert {row["rfc_location"] for row in pp.latest()} == {"PRLL1"}
+    # A newer forecast that floods again does.
+    pp.put(*forecast_file("HPDT2", t0=NOW, issued=T_NEW + dt.timedelta(minutes=5)))
+    await pp.run()
+    assert {row["rfc_location"] for row in pp.latest()} == {"HPDT2", "PRLL1"}
+
+
+async def test_segments_still_rising_at_the_end_are_marked(pp: Postproc) -> None:
+    # Segment i peaks at hour 20 + i of a 24-hour forecast: from the fifth on, the wave
+    # has not passed when the forecast ends.
+    pp.put(*forecast_file("HPDT2", t0=T_NEW, first_peak_hour=20.0))
+    await pp.run()
+    rows = {row["feature_id"]: row for row in pp.latest()}
+    marked = [rows[feature_id]["peak_at_horizon"] for feature_id in feature_ids("HPDT2")]
+    # (further down the wave has not even begun by hour 24: flat, so not "rising")
+    assert marked[:8] == [False] * 4 + [True] * 4
+    last_hour = T_NEW + dt.timedelta(hours=24)
+    for feature_id in feature_ids("HPDT2")[4:8]:
+        assert rows[feature_id]["peak_time"] == last_hour
+
+
+async def test_a_checkpoint_from_before_the_contributions_state_reads_everything_again(
+    pp: Postproc,
+) -> None:
+    pp.put(*forecast_file("HPDT2", t0=T_NEW))
+    old_checkpoint = {
+        "format_version": 1,
+        "updated": NOW.isoformat(),
+        "objects": {
+            output_key("replace_and_route", "HPDT2", T_NEW): {"etag": "x", "outcome": "processed"}
+        },
+    }
+    pp.put("postprocess/state/checkpoint.json", json.dumps(old_checkpoint).encode())
+    summary = await pp.run()
+    assert summary["processed"] == 1
+    assert {row["rfc_location"] for row in pp.latest()} == {"HPDT2"}

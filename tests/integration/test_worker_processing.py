@@ -5,32 +5,23 @@ complete product is not routed twice."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
-import aioboto3
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
 from rnr.hydro.hml import extract_lids
 from rnr.hydro.segments import NetworkIndex, Segment
 from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
 from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
-from rnr.messaging.consumer import Delivery, Handled
-from rnr.messaging.models import ProductMessage
-from rnr.storage.s3 import ObjectStore
-from rnr.upstream.http import UpstreamClient
-from rnr.upstream.nwps import NwpsClient
-from rnr.upstream.nws import NwsClient
-from services.worker.processing import GaugesFailed, ReplaceAndRouteProcessor, product_record_key
+from rnr.messaging.consumer import Handled
+from services.worker.processing import GaugesFailed
 from tests.conftest import Replay
 from tests.support.messages import product_message
+from tests.support.processing import PREFIX, Worker, processor_for
 
 # A fixture product with a routable moderate gauge, an action gauge and one not flooding.
 PRODUCT_ID = "508e35f6-a6ee-5cea-9361-6f4b79520bda"
-PREFIX = "replace_and_route"
 
 
 @pytest.fixture(scope="module")
@@ -39,64 +30,12 @@ def network() -> NetworkIndex:
         return NetworkIndex.from_reader(reader, attributes_layer(reader))
 
 
-@dataclass
-class Worker:
-    process: Callable[..., object]
-    s3: object
-    bucket: str
-    registry: CollectorRegistry
-
-    async def keys(self) -> list[str]:
-        listed = await self.s3.list_objects_v2(Bucket=self.bucket)  # type: ignore[attr-defined]
-        return sorted(item["Key"] for item in listed.get("Contents", []))
-
-    async def record(self, product: ProductMessage) -> dict:
-        answer = await self.s3.get_object(  # type: ignore[attr-defined]
-            Bucket=self.bucket, Key=product_record_key(PREFIX, product)
-        )
-        async with answer["Body"] as body:
-            return json.loads(await body.read())
-
-    def gauges(self, outcome: str, reason: str) -> float:
-        labels = {"outcome": outcome, "reason": reason}
-        return self.registry.get_sample_value("rnr_worker_gauges_total", labels) or 0.0
-
-
 @pytest.fixture
 async def worker(
     replay: Replay, moto_endpoint: str, bucket: str, network: NetworkIndex
 ) -> AsyncIterator[Worker]:
     async with processor_for(replay, moto_endpoint, bucket, network) as worker:
         yield worker
-
-
-@asynccontextmanager
-async def processor_for(
-    replay: Replay, moto_endpoint: str, bucket: str, network: NetworkIndex
-) -> AsyncIterator[Worker]:
-    """The real processor on the replay server and moto, with ``network`` as its index."""
-    session = aioboto3.Session(region_name="us-east-1")
-    async with (
-        session.client("s3", endpoint_url=moto_endpoint) as s3,
-        UpstreamClient.open_session(user_agent="rnr-tests", timeout_seconds=10) as http_session,
-    ):
-        http = UpstreamClient(http_session, retries=1, backoff_seconds=0.01)
-        registry = CollectorRegistry()
-        processor = ReplaceAndRouteProcessor(
-            nws=NwsClient(http, replay.nws_api_url),
-            nwps=NwpsClient(http, replay.nwps_api_url),
-            network=network,
-            store=ObjectStore(s3),
-            bucket=bucket,
-            prefix=PREFIX,
-            gauge_concurrency=2,
-            registry=registry,
-        )
-
-        async def process(product: ProductMessage, attempt: int = 1) -> Handled:
-            return await processor(Delivery(product, attempt, max_attempts=3))
-
-        yield Worker(process, s3, bucket, registry)
 
 
 def outcomes(record: dict) -> dict[str, tuple[str, str]]:

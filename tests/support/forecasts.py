@@ -46,10 +46,11 @@ def sample_segment(reach_id: str) -> Segment:
         return network.extract_segment(reach_id)
 
 
-def wave(segments: int, peak_m3_s: float) -> np.ndarray:
-    """Flow (steps, segments): segment i peaks at hour i + 2 at peak * 0.95**i."""
+def wave(segments: int, peak_m3_s: float, first_peak_hour: float = 2.0) -> np.ndarray:
+    """Flow (steps, segments): segment i peaks at hour i + ``first_peak_hour`` at
+    peak * 0.95**i (beyond the 24 hours, it is still rising when the forecast ends)."""
     hours = np.arange(1, HOURS * STEPS_PER_HOUR + 1) / STEPS_PER_HOUR
-    peak_hour = np.arange(segments) + 2.0
+    peak_hour = np.arange(segments) + first_peak_hour
     height = peak_m3_s * 0.95 ** np.arange(segments)
     return (10.0 + height * np.exp(-((hours[:, None] - peak_hour) ** 2) / 2.0)).astype(np.float32)
 
@@ -62,10 +63,11 @@ def forecast_file(
     issued: dt.datetime | None = None,
     max_status: str = "moderate",
     product_id: str = "product-1",
+    first_peak_hour: float = 2.0,
 ) -> tuple[str, bytes]:
     """The (key under ``replace_and_route``, bytes) of a forecast file for ``lid``."""
     segment = sample_segment(GAUGES[lid])
-    flow = wave(segment.size, peak_m3_s)
+    flow = wave(segment.size, peak_m3_s, first_peak_hour)
     result = RoutingResult(flow, flow / np.float32(100), flow / np.float32(50))
     attributes = dataclasses.replace(
         HPDT2_ATTRIBUTES,

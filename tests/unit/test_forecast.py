@@ -166,3 +166,70 @@ def test_a_reach_id_that_is_not_digits_is_invalid_data(reach_id: str) -> None:
         prepare_forecast(LID, gauge(reachId=reach_id), series([1, 2]), None)
     )
     assert "reach id" in detail
+
+
+# ----------------------------------------------------------------- flood thresholds
+
+# ``flood`` as NWPS gives it in ``GET /gauges/{lid}`` (shape of a real answer, quoted
+# in NOAA-OWP/hydrotools#250): categories in any order, -9999 where undefined.
+NWPS_FLOOD = {
+    "stageUnits": "ft",
+    "flowUnits": "cfs",
+    "categories": {
+        "major": {"stage": 13, "flow": -9999},
+        "moderate": {"stage": 12, "flow": 16586},
+        "minor": {"stage": 11, "flow": 13800},
+        "action": {"stage": -9999, "flow": 12000},
+    },
+    "crests": {"historic": [], "recent": []},
+}
+
+
+def test_thresholds_are_in_m3_s_least_severe_first_without_undefined_flows() -> None:
+    thresholds = gauge(flood=NWPS_FLOOD).flood_thresholds()
+    assert [t.category for t in thresholds] == ["action", "minor", "moderate"]
+    assert thresholds[2].flow_m3_s == pytest.approx(16586 * CUBIC_FEET_TO_M3)
+    assert thresholds[2].stage == 12.0
+    assert thresholds[2].stage_units == "ft"
+    assert thresholds[0].stage is None  # -9999: undefined
+
+
+def test_kcfs_thresholds_are_converted() -> None:
+    flood = {
+        "stageUnits": "ft",
+        "flowUnits": "KCFS",
+        "categories": {"moderate": {"stage": 50.0, "flow": 109.71}},
+    }
+    (moderate,) = gauge(flood=flood).flood_thresholds()
+    assert moderate.flow_m3_s == pytest.approx(109.71 * 1000 * CUBIC_FEET_TO_M3)
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        None,
+        {"flowUnits": "m3/s", "categories": {"minor": {"flow": 5.0}}},
+        {"flowUnits": "kcfs", "categories": {"minor": {"stage": 11.0, "flow": None}}},
+        {"flowUnits": "kcfs", "categories": {"minor": {"flow": -1.0}, "major": {"flow": 0}}},
+        {"flowUnits": "kcfs", "categories": {"minor": None}},
+        {"flowUnits": "kcfs"},
+    ],
+)
+def test_no_defined_threshold_flow_means_no_thresholds(flood: dict[str, Any] | None) -> None:
+    assert gauge(flood=flood).flood_thresholds() == ()
+
+
+def test_an_answer_without_flood_has_no_thresholds() -> None:
+    assert gauge().flood is None
+    assert gauge().flood_thresholds() == ()
+
+
+@pytest.mark.parametrize(
+    "flood",
+    ["text", {"categories": "none"}, {"categories": {"minor": {"flow": "high"}}}],
+)
+def test_an_unreadable_flood_is_ignored_and_the_gauge_still_routes(flood: object) -> None:
+    readable = gauge(flood=flood)
+    assert readable.flood is None
+    assert readable.flood_thresholds() == ()
+    assert isinstance(prepare_forecast(LID, readable, series([17.0, 20.0]), None), RfcForecast)

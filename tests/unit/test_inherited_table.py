@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from rnr.hydro.inherited import InheritedRow
+from rnr.hydro.inherited import Contribution, segment_rows
 from rnr.hydro_io.flowpaths import (
     LOOKUP_ROW_GROUP_ROWS,
     build_flowpath_lookup,
@@ -20,13 +20,13 @@ from rnr.hydro_io.flowpaths import (
 )
 from rnr.hydro_io.hydrofabric import ParquetReader, open_hydrofabric
 from rnr.hydro_io.inherited_table import (
-    SCHEMA,
     SPEC_COLUMNS,
-    from_parquet_bytes,
+    TABLE_SCHEMA,
+    contributions_from_bytes,
+    contributions_to_bytes,
     rows_to_table,
-    table_to_rows,
     to_csv_bytes,
-    to_parquet_bytes,
+    to_table_files,
 )
 from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
 from tests.support.forecasts import sample_segment
@@ -35,15 +35,16 @@ UTC = dt.UTC
 T0 = dt.datetime(2025, 5, 5, 21, tzinfo=UTC)
 
 
-def rows() -> list[InheritedRow]:
+def contributions() -> list[Contribution]:
     return [
-        InheritedRow(
+        Contribution(
             feature_id=100 + i,
             strm_order=4,
             name='Brazos River, "near" Hempstead',
             state="TX",
             streamflow_cfs=1234.5 + i,
             peak_time=T0 + dt.timedelta(hours=2 + i),
+            peak_at_horizon=i == 2,
             max_status="major",
             reference_time=T0,
             issuance_time=T0 - dt.timedelta(minutes=29),
@@ -72,18 +73,33 @@ def test_spec_columns_come_first_in_the_specified_order() -> None:
         "inherited_rfc_forecasts",
         "geometry",
     ]
-    assert SCHEMA.names[: len(SPEC_COLUMNS)] == SPEC_COLUMNS
+    assert TABLE_SCHEMA.names[: len(SPEC_COLUMNS)] == SPEC_COLUMNS
+    assert {"influencing_lids", "peak_at_horizon"} <= set(TABLE_SCHEMA.names)
 
 
-def test_parquet_round_trip_gives_the_same_rows() -> None:
-    original = rows()
-    data = to_parquet_bytes(rows_to_table(original))
-    assert table_to_rows(from_parquet_bytes(data)) == original
+def test_the_contributions_round_trip() -> None:
+    original = contributions()
+    data = contributions_to_bytes(original)
+    assert contributions_from_bytes(data) == original
     assert pq.read_table(io.BytesIO(data)).schema.field("reference_time").type.tz == "UTC"
 
 
-def test_csv_has_a_header_iso_times_wkt_and_the_text() -> None:
-    text = to_csv_bytes(rows_to_table(rows())).decode()
+def test_the_table_is_geoparquet_with_its_crs() -> None:
+    import json
+
+    data = to_table_files(rows_to_table(segment_rows(contributions())))["parquet"]
+    metadata = pq.read_schema(io.BytesIO(data)).metadata
+    geo = json.loads(metadata[b"geo"])
+    column = geo["columns"][geo["primary_column"]]
+    assert column["encoding"] == "WKB"
+    assert column["crs"]["id"] == {"authority": "EPSG", "code": 5070}
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names[: len(SPEC_COLUMNS)] == SPEC_COLUMNS
+    assert table.column("peak_at_horizon").to_pylist() == [False, False, True]
+
+
+def test_csv_has_a_header_iso_times_wkt_its_crs_and_the_text() -> None:
+    text = to_csv_bytes(rows_to_table(segment_rows(contributions()))).decode()
     records = list(csv.DictReader(io.StringIO(text)))
     assert list(records[0])[: len(SPEC_COLUMNS)] == SPEC_COLUMNS
     first = records[0]
@@ -93,18 +109,24 @@ def test_csv_has_a_header_iso_times_wkt_and_the_text() -> None:
     assert first["peak_time"] == "2025-05-05T23:00:00Z"
     assert float(first["streamflow_cfs"]) == pytest.approx(1234.5)
     assert shapely.from_wkt(first["geometry"]).equals(shapely.from_wkt("LINESTRING (0 0, 1 1)"))
-    assert first["inherited_rfc_forecasts"].startswith("major issued 2025-05-05 20:31 UTC at HPDT2")
+    assert first["inherited_rfc_forecasts"] == "HPDT2 @ 2025-05-05 20:31 UTC (major)"
+    assert first["influencing_lids"] == "HPDT2"
+    assert list(records[0])[-1] == "geometry_crs"
+    assert {record["geometry_crs"] for record in records} == {"EPSG:5070"}
+    assert [record["peak_at_horizon"] for record in records] == ["false", "false", "true"]
 
 
-def test_a_table_missing_a_column_is_rejected_by_name() -> None:
-    table = rows_to_table(rows()).drop_columns(["peak_time"])
+def test_a_contributions_file_missing_a_column_is_rejected_by_name() -> None:
+    table = pq.read_table(io.BytesIO(contributions_to_bytes(contributions())))
+    sink = io.BytesIO()
+    pq.write_table(table.drop_columns(["peak_time"]), sink)
     with pytest.raises(ValueError, match="no column peak_time"):
-        table_to_rows(table)
+        contributions_from_bytes(sink.getvalue())
 
 
 def test_bytes_that_are_not_parquet_are_rejected() -> None:
     with pytest.raises(ValueError, match="not a Parquet file"):
-        from_parquet_bytes(b"feature_id,name\n1,x\n")
+        contributions_from_bytes(b"feature_id,name\n1,x\n")
 
 
 @pytest.fixture(scope="module")

@@ -45,14 +45,39 @@ def test_forget_missing_drops_only_objects_no_longer_listed() -> None:
     [
         (b"not json", "unreadable checkpoint"),
         (b'{"format_version": 7, "objects": {}}', "format_version 7"),
-        (b'{"format_version": 1}', "unreadable checkpoint"),
-        (b'{"format_version": 1, "objects": {"k": {"etag": "e"}}}', "unreadable checkpoint"),
+        (b'{"format_version": 2}', "unreadable checkpoint"),
         (
-            b'{"format_version": 1, "objects": {"k": {"etag": "e", "outcome": "maybe"}}}',
+            b'{"format_version": 2, "objects": {"k": {"etag": "e"}}, "withdrawals": {}}',
+            "unreadable checkpoint",
+        ),
+        (
+            b'{"format_version": 2, "objects": {"k": {"etag": "e", "outcome": "maybe"}},'
+            b' "withdrawals": {}}',
             "unknown outcome 'maybe'",
+        ),
+        (
+            b'{"format_version": 2, "objects": {}, "withdrawals": {"HPDT2": "2025-05-05T14:00"}}',
+            "has no time zone",
         ),
     ],
 )
 def test_a_checkpoint_this_code_did_not_write_is_refused(data: bytes, message: str) -> None:
     with pytest.raises(CheckpointInvalid, match=message):
         Checkpoint.from_json(data)
+
+
+def test_a_version_1_checkpoint_is_read_as_empty_so_everything_is_read_again() -> None:
+    data = b'{"format_version": 1, "objects": {"k": {"etag": "e", "outcome": "processed"}}}'
+    assert Checkpoint.from_json(data) == Checkpoint()
+
+
+def test_withdrawals_round_trip_and_only_move_forward() -> None:
+    checkpoint = Checkpoint()
+    t0 = dt.datetime(2025, 5, 5, 14, tzinfo=dt.UTC)
+    assert checkpoint.withdraw("HPDT2", t0)
+    assert not checkpoint.withdraw("HPDT2", t0 - dt.timedelta(hours=1))
+    assert checkpoint.withdraw("HPDT2", t0 + dt.timedelta(hours=1))
+    again = Checkpoint.from_json(checkpoint.to_json(updated=t0))
+    assert again.withdrawals == {"HPDT2": t0 + dt.timedelta(hours=1)}
+    again.forget_withdrawals_before(t0 + dt.timedelta(hours=2))
+    assert again.withdrawals == {}

@@ -1,22 +1,43 @@
-"""The analyst tool ``python -m rnr.analysis route``: files and API modes, exit codes."""
+"""The analyst tool ``python -m rnr.analysis route``: files and API modes, exit codes,
+the hydrograph's flood thresholds, kcfs axis and horizon mark, and the missing extra."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import io
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import netCDF4
+import numpy as np
 import pytest
 
+import rnr.analysis.route_gauge as route_gauge
 import rnr.hydro_io
 import rnr.replay
 from rnr.analysis.route_gauge import (
+    DT_S,
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_SKIPPED,
     EXIT_UNKNOWN_REACH,
+    INSTALL_ANALYSIS_EXTRA,
+    M3_S_PER_KCFS,
+    forecast_from_files,
+    load_network,
     main,
+    peak_or_horizon,
+    plot_hydrograph,
+    summary,
 )
+from rnr.hydro.forecast import FloodThreshold, Gauge, RfcForecast, StageFlowSeries, flows_m3_s
+from rnr.hydro.muskingum_cunge import RoutingResult
+from rnr.hydro.replace_and_route import route_forecast
+from rnr.hydro.segments import Segment
 from tests.conftest import Replay
 
 HYDROFABRIC = Path(rnr.hydro_io.__file__).parent / "data" / "small" / "parquet"
@@ -67,6 +88,7 @@ def _check_outputs(out: Path, lid: str, flood_category: str) -> None:
         assert dataset.getncattr("max_status") == flood_category
         assert dataset.getncattr("rfc_reach_id") == "3121538"
         assert float(dataset["flow"][:].max()) > 3000.0
+        assert dataset.getncattr("code_version") == importlib.metadata.version("rnr-pipeline")
     png = out / f"{lid}_hydrograph.png"
     data = png.read_bytes()
     assert data[:8] == PNG_SIGNATURE
@@ -83,8 +105,10 @@ def test_files_route_write_netcdf_and_png(
     assert str(out / "troute_output_202505052100.nc") in captured.out
     assert str(out / "HPDT2_hydrograph.png") in captured.out
     assert f"{HPDT2_SEGMENTS} segments" in captured.out
-    assert "peak at gauge wb-100003" in captured.out
-    assert "at last segment wb-100015" in captured.out
+    # On the sample hydrofabric both maxima fall inside the window: real peaks.
+    assert "at gauge wb-100003: peak 3341.4 m3/s at 2025-05-07T22:45Z" in captured.out
+    assert "at last segment wb-100015: peak 3340.6 m3/s at 2025-05-08T01:10Z" in captured.out
+    assert "still rising" not in captured.out
     assert "indexing hydrofabric" in captured.err
     assert "routing" in captured.err
 
@@ -201,3 +225,223 @@ def test_outputs_are_refused_outside_the_chosen_folder(tmp_path: Path) -> None:
     for name in ("../HPDT2_hydrograph.png", "sub/x.png", "/etc/x.png", ".."):
         with pytest.raises(BadInput, match="outside"):
             output_path(tmp_path, name)
+
+
+# --- the maximum of a curve: peak or still rising ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 3.0, 2.0], (1, 3.0, False)),
+        ([1.0, 2.0, 3.0], (2, 3.0, True)),
+        ([1.0, 3.0, 3.0], (1, 3.0, False)),  # levelled off before the end: a peak
+        ([3.0, 2.0, 1.0], (0, 3.0, False)),
+        ([5.0], (0, 5.0, True)),  # one value: no evidence of a peak
+    ],
+)
+def test_peak_or_horizon(values: list[float], expected: tuple[int, float, bool]) -> None:
+    peak = peak_or_horizon(np.array(values, dtype=np.float32))
+    assert tuple(peak) == expected
+    assert (peak.index, peak.value, peak.at_horizon) == expected
+
+
+def test_peak_or_horizon_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        peak_or_horizon([])
+
+
+# --- the hydrograph's artists ----------------------------------------------------------
+
+
+def _routed(
+    hydrofabric: Path, paths: dict[str, Path], *, with_observation: bool = True
+) -> tuple[RfcForecast, Segment, RoutingResult, tuple[FloodThreshold, ...]]:
+    """Route the saved answers as the tool does; the thresholds of the gauge answer."""
+    prepared, gauge, _ = forecast_from_files(
+        paths["forecast"], paths["gauge"], paths["observation"] if with_observation else None
+    )
+    assert isinstance(prepared, RfcForecast) and gauge is not None
+    segment = load_network(hydrofabric, None).extract_segment(prepared.reach_id)
+    result = route_forecast(
+        segment.parameters,
+        segment.downstream,
+        prepared.valid_times,
+        prepared.flow_m3_s,
+        prepared.initial_flow_m3_s,
+        dt_s=DT_S,
+    )
+    return prepared, segment, result, gauge.flood_thresholds()
+
+
+def _artists(figure: Any) -> dict[str, Any]:
+    figure.savefig(io.BytesIO(), format="png")  # lays out the secondary axis
+    (axes,) = figure.axes
+    return {
+        "axes": axes,
+        "line_gids": [line.get_gid() for line in axes.lines],
+        "texts": {text.get_gid(): text.get_text() for text in axes.texts},
+        "legend": [text.get_text() for text in axes.get_legend().get_texts()],
+    }
+
+
+def test_hpdt2_fixture_thresholds_bracket_its_moderate_forecast() -> None:
+    gauges = json.loads((FIXTURES / "gauges.json").read_text())
+    forecast = StageFlowSeries.model_validate(
+        json.loads((FIXTURES / "stageflow" / "HPDT2.json").read_text())["forecast"]
+    )
+    thresholds = {
+        t.category: t.flow_m3_s for t in Gauge.model_validate(gauges["HPDT2"]).flood_thresholds()
+    }
+    top = max(flow for _, flow in flows_m3_s(forecast))
+    assert list(thresholds) == ["action", "minor", "moderate", "major"]
+    assert thresholds["moderate"] < top < thresholds["major"]
+
+
+def test_hpdt2_hydrograph_draws_thresholds_and_a_kcfs_axis(tmp_path: Path) -> None:
+    forecast, segment, result, thresholds = _routed(HYDROFABRIC, _answers(tmp_path, "HPDT2"))
+    figure = plot_hydrograph(forecast, segment, result, thresholds=thresholds)
+    found = _artists(figure)
+    axes = found["axes"]
+
+    categories = ["action", "minor", "moderate", "major"]
+    assert [gid for gid in found["line_gids"] if gid and gid.startswith("flood-")] == [
+        f"flood-{category}" for category in categories
+    ]
+    lines = {line.get_gid(): line for line in axes.lines}
+    assert lines["flood-moderate"].get_ydata()[0] == pytest.approx(109.71 * M3_S_PER_KCFS)
+    assert found["texts"]["flood-moderate-label"] == (
+        "moderate 3,107 m³/s (109.7 kcfs, stage 50.0 ft)"
+    )
+    assert found["texts"]["flood-major-label"] == "major 3,883 m³/s (137.1 kcfs, stage 55.0 ft)"
+    assert axes.get_ylim()[1] > 3883  # every threshold is in view
+    # The kcfs axis on the right, the same scale as the m³/s axis.
+    (kcfs,) = axes.child_axes
+    assert kcfs.get_ylabel() == "Flow (kcfs)"
+    assert np.allclose(np.array(kcfs.get_ylim()), np.array(axes.get_ylim()) / M3_S_PER_KCFS)
+    # The existing parts stay; on this hydrofabric both maxima are real peaks.
+    legend = found["legend"]
+    assert legend[:3] == [
+        "gauge HPDT2 (origin wb-100003)",
+        "last segment wb-100015 (ends 42.1 km downstream)",
+        "RFC forecast (lateral inflow at the origin)",
+    ]
+    assert any(label.startswith("peak at last segment: 3,341 m³/s") for label in legend)
+    assert {"peak-gauge", "peak-last-segment"} <= set(found["line_gids"])
+    assert not any("still rising" in text for text in [*found["texts"].values(), *legend])
+
+
+def test_a_curve_still_rising_at_the_end_is_marked_not_called_a_peak(tmp_path: Path) -> None:
+    paths = _answers(tmp_path, "HPDT2")
+    answer = json.loads(paths["forecast"].read_text())
+    # The first 12 three-hourly values: the flood wave has not reached the outlet.
+    paths["forecast"].write_text(json.dumps({**answer, "data": answer["data"][:12]}))
+    forecast, segment, result, thresholds = _routed(HYDROFABRIC, paths, with_observation=False)
+    outlet = float(result.flow_m3_s[-1, -1])
+    assert outlet == result.flow_m3_s[:, -1].max()
+
+    found = _artists(plot_hydrograph(forecast, segment, result, thresholds=thresholds))
+    words = f"still rising at end of forecast (≥ {outlet:,.0f} m³/s)"
+    assert found["texts"]["horizon-last-segment"] == words
+    assert f"last segment: {words}" in found["legend"]
+    assert "horizon-last-segment" in found["line_gids"]
+    assert "peak-last-segment" not in found["line_gids"]
+    assert not any(label.startswith("peak at last segment") for label in found["legend"])
+
+    line = summary(forecast, segment, result, DT_S)
+    assert f"at last segment wb-100015: still rising at end of forecast (≥ {outlet:.1f} m3/s" in (
+        line
+    )
+    assert "at gauge wb-100003: peak " in line
+
+
+def test_hpdt2_outlet_on_the_conformance_hydrofabric_is_still_rising(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    """The issue's case: the 320 km chain's outlet reaches 2,307 m³/s on the last step."""
+    forecast, segment, result, thresholds = _routed(
+        shared_dir / "conformance" / "hpdt2" / "HPDT2.gpkg", _answers(tmp_path, "HPDT2")
+    )
+    found = _artists(plot_hydrograph(forecast, segment, result, thresholds=thresholds))
+    words = "still rising at end of forecast (≥ 2,307 m³/s)"
+    assert found["texts"]["horizon-last-segment"] == words
+    assert f"last segment: {words}" in found["legend"]
+    assert [gid for gid in found["line_gids"] if gid and gid.startswith("flood-")] == [
+        "flood-action",
+        "flood-minor",
+        "flood-moderate",
+        "flood-major",
+    ]
+    assert "at last segment wb-2418169: still rising at end of forecast (≥ 2307.2 m3/s" in (
+        summary(forecast, segment, result, DT_S)
+    )
+
+
+class _PlotSpy:
+    """Wraps plot_hydrograph, keeping the thresholds each call received."""
+
+    def __init__(self) -> None:
+        self.thresholds: list[tuple[FloodThreshold, ...]] = []
+
+    def __call__(self, *args: Any, thresholds: Any = (), **kwargs: Any) -> Any:
+        self.thresholds.append(tuple(thresholds))
+        return plot_hydrograph(*args, thresholds=thresholds, **kwargs)
+
+
+def test_ungated_run_draws_no_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _PlotSpy()
+    monkeypatch.setattr(route_gauge, "plot_hydrograph", spy)
+    paths = _answers(tmp_path, "HPDT2")
+    args = ["route", "--hydrofabric", str(HYDROFABRIC), "--forecast", str(paths["forecast"])]
+    args += ["--reach-id", "3121538", "--out", str(tmp_path / "out")]
+    assert main(args) == EXIT_OK
+    assert spy.thresholds == [()]
+
+
+def test_api_mode_draws_the_gauge_answers_thresholds(
+    tmp_path: Path, replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _PlotSpy()
+    monkeypatch.setattr(route_gauge, "plot_hydrograph", spy)
+    args = ["route", "--hydrofabric", str(HYDROFABRIC), "--lid", "HPDT2"]
+    args += ["--nwps-url", replay.nwps_api_url, "--out", str(tmp_path)]
+    assert main(args) == EXIT_OK
+    ((moderate,),) = [[t for t in call if t.category == "moderate"] for call in spy.thresholds]
+    assert moderate.flow_m3_s == pytest.approx(109.71 * M3_S_PER_KCFS)
+    assert moderate.stage == 50.0
+
+
+# --- without the analysis extra ---------------------------------------------------------
+
+
+def test_without_matplotlib_the_netcdf_is_written_and_the_install_command_shown(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    argv = _file_args(_answers(tmp_path, "HPDT2"), out)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["matplotlib"] = None  # as if the analysis extra were not installed
+        from rnr.analysis.route_gauge import main
+        sys.exit(main({argv!r}))
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert completed.returncode == EXIT_OK, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert INSTALL_ANALYSIS_EXTRA == "pip install 'rnr-pipeline[analysis]'"
+    notes = [line for line in completed.stderr.splitlines() if INSTALL_ANALYSIS_EXTRA in line]
+    assert len(notes) == 1 and "PNG skipped" in notes[0]
+    assert [path.name for path in out.iterdir()] == ["troute_output_202505052100.nc"]
+    assert not list(out.glob("*.png"))
+    assert f"NetCDF: {out / 'troute_output_202505052100.nc'}" in completed.stdout
+    assert "PNG:" not in completed.stdout
+    assert "HPDT2 reach 3121538 (moderate)" in completed.stdout
