@@ -11,7 +11,9 @@
 #
 # Each image gets only what its service needs: the worker and tools the whole project;
 # each Lambda the project without dependencies plus the list in deploy/images/<name>.txt,
-# all at the versions of constraints.txt.
+# all at the versions of constraints.txt. The project is the wheel of rnr/ and services/;
+# the development stand-ins (devstack/) are copied into the local-only tools image and
+# into no image that runs in AWS.
 #
 # The base image is pinned by tag and by the digest of its multi-architecture index.
 # Dependabot (docker ecosystem, .github/dependabot.yml) or Renovate must refresh both
@@ -100,6 +102,8 @@ CMD ["services.postproc.handler.handler"]
 # ---------------------------------------------------------------------------
 FROM runtime AS tools
 COPY --from=builder-full /opt/venv /opt/venv
+# Not installed: python -m runs it from the working directory, /app.
+COPY devstack ./devstack
 USER 10001:10001
 EXPOSE 8090
-CMD ["python", "-m", "rnr.replay", "--host", "0.0.0.0", "--port", "8090"]
+CMD ["python", "-m", "devstack.replay", "--host", "0.0.0.0", "--port", "8090"]

@@ -1,5 +1,6 @@
 # Every target creates the virtualenv on first use, so a fresh clone needs only
-# Python 3.11, make, and the RabbitMQ and Redis servers (see README).
+# Python 3.11, make, and the RabbitMQ and Redis server packages (see README): make run
+# and make test start private servers of their own and stop them afterwards.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,28 +20,35 @@ export RNR_SHARED_DIR
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Creating $(VENV) and installing the pinned dependencies (once; about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 tools: $(TOOLS_STAMP)
 
 $(TOOLS_STAMP): deploy/requirements-tools.txt
+	@echo "Creating $(TOOLS_VENV) with the static-check tools (once)"
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip==25.3
 	$(TOOLS_VENV)/bin/pip install --quiet -r deploy/requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
-## run: the whole pipeline without Docker, once, with a summary per stage
+# KEEP=1 copies the emulator's output bucket to .local-run/outputs/ before it stops.
+RUN_FLAGS := $(if $(filter-out 0 no false,$(KEEP)),--keep)
+
+## run: the whole pipeline without Docker, once, with a summary per stage. Starts its own
+## RabbitMQ and Redis unless RABBITMQ_URL / REDIS_URL point at running ones
 run: $(STAMP)
-	$(BIN)/python -m rnr.local.run
+	$(BIN)/python -m devstack.local.run $(RUN_FLAGS)
 
 ## run-forever: the same, kept running on its schedules until Ctrl-C
 run-forever: $(STAMP)
-	$(BIN)/python -m rnr.local.run --keep-running
+	$(BIN)/python -m devstack.local.run --keep-running $(RUN_FLAGS)
 
-## test: lint, then every test (unit, static, integration, e2e)
+## test: lint, then every test (unit, static, integration, e2e); starts its own RabbitMQ
+## and Redis unless TEST_RABBITMQ_URL / TEST_REDIS_URL point at running ones
 test: lint tools
 	$(BIN)/python -m pytest
 
@@ -51,9 +59,12 @@ static: $(STAMP) tools
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
 
+## lint: ruff, the layer contracts (import-linter) and the types (mypy)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -66,7 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/autoscale_sim.py
 
 fixtures: $(STAMP)
-	$(BIN)/python -m rnr.replay.make_fixtures
+	$(BIN)/python -m devstack.replay.make_fixtures
 
 ## up / down: the same stack under Docker Compose (needs a Docker engine)
 up:

@@ -77,7 +77,7 @@ def routing_rate(segments: int, steps: int) -> float:
 def ensure_hydrofabric(flowpaths: int) -> Path:
     folder = REPO_ROOT / "bench" / "out" / f"hydrofabric-{flowpaths}"
     if not (folder / "parquet" / "network.parquet").exists():
-        from rnr.hydro_io.make_hydrofabric import generate
+        from devstack.make_hydrofabric import generate
 
         progress(f"generating a {flowpaths:,}-flowpath hydrofabric into {folder}")
         generate(folder, flowpaths=flowpaths, formats="parquet")

@@ -1,23 +1,38 @@
-"""Shared fixtures: the real RabbitMQ and Redis, moto in server mode, the replay server.
+"""Shared fixtures: real RabbitMQ and Redis, moto in server mode, the replay server.
 
 Markers come from the folder a test lives in (tests/unit -> ``unit`` ...), so
-``pytest -m unit`` picks the fast subset. RabbitMQ and Redis must be running; a test
-session without them fails at once with the command that starts them.
+``pytest -m unit`` picks the fast subset.
+
+RabbitMQ (with its management API) and Redis are the session's own: the first test that
+needs one starts both through ``devstack.brokers`` in a temporary folder on free ports
+(a RabbitMQ node takes 5-10 s to boot, once per session), and the session stops them at
+its end. Nothing needs to run beforehand, and a broker already on this machine (5672,
+6379) is never touched. To use running servers instead, set ``TEST_RABBITMQ_URL``
+(with ``TEST_RABBITMQ_MANAGEMENT_URL`` when its API is not on ``http://<host>:15672``)
+and/or ``TEST_REDIS_URL``; the tests that run ``rabbitmqctl`` or restart the broker then
+skip, since they only ever touch a node the session owns. Each test still uses names of its own
+(queues, keys, buckets), so sessions may share servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.support.broker import BrokerFixture
 from tests.support.servers import free_port, tcp_reachable, uvicorn_in_thread
+
+if TYPE_CHECKING:
+    from devstack.brokers import RabbitMQNode
 
 # moto needs credentials to sign with; never real ones.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -26,37 +41,84 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_REGION", "us-east-1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-START_HINTS = {
-    5672: "RabbitMQ: rabbitmq-server -detached && rabbitmqctl await_startup",
-    6379: "Redis: redis-server --daemonize yes --port 6379 --save '' --appendonly no",
-}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
-        if parts and parts[0] in {"unit", "static", "integration", "e2e"}:
+        if parts and parts[0] in {"unit", "static", "integration", "e2e", "chaos"}:
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 
-def _require(port: int) -> None:
-    if not tcp_reachable("127.0.0.1", port):
-        pytest.fail(f"nothing listens on 127.0.0.1:{port}; start it: {START_HINTS[port]}")
+@dataclass(frozen=True)
+class SessionBrokers:
+    """The servers this session's tests use; ``node`` is None for a broker it does not own."""
+
+    rabbitmq_url: str
+    management_url: str
+    redis_url: str
+    node: RabbitMQNode | None
+
+
+def _external(variable: str, default_port: int) -> str | None:
+    """The running server ``variable`` names, checked to answer; None when it is unset."""
+    url = os.environ.get(variable)
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not tcp_reachable(parts.hostname or "127.0.0.1", parts.port or default_port):
+        pytest.fail(f"{variable}={url}: nothing answers there; start it, or unset {variable}")
+    return url
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> str:
-    _require(5672)
-    return RABBITMQ_URL
+def session_brokers() -> Iterator[SessionBrokers]:
+    from devstack.brokers import MissingServer, private_brokers
+
+    external_amqp = _external("TEST_RABBITMQ_URL", 5672)
+    external_redis = _external("TEST_REDIS_URL", 6379)
+    with contextlib.ExitStack() as stack:
+        try:
+            started = stack.enter_context(
+                private_brokers(rabbitmq=external_amqp is None, redis=external_redis is None)
+            )
+        except MissingServer as exc:
+            pytest.fail(f"{exc}; or point TEST_RABBITMQ_URL and TEST_REDIS_URL at running servers")
+        management = started.management_url
+        if external_amqp:  # the API's address as the autoscaler derives it, unless given
+            host = urlsplit(external_amqp).hostname
+            management = os.environ.get("TEST_RABBITMQ_MANAGEMENT_URL", f"http://{host}:15672")
+        yield SessionBrokers(
+            rabbitmq_url=external_amqp or started.amqp_url or "",
+            management_url=management or "",
+            redis_url=external_redis or started.redis_url or "",
+            node=started.rabbitmq,
+        )
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    _require(6379)
-    return REDIS_URL
+def rabbitmq_url(session_brokers: SessionBrokers) -> str:
+    return session_brokers.rabbitmq_url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_management_url(session_brokers: SessionBrokers) -> str:
+    """The management HTTP API of ``rabbitmq_url``'s broker (no credentials in it)."""
+    return session_brokers.management_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(session_brokers: SessionBrokers) -> str:
+    return session_brokers.redis_url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node(session_brokers: SessionBrokers) -> RabbitMQNode:
+    """The session's own RabbitMQ node, for tests that run ``rabbitmqctl`` against it or
+    stop and start it; they skip when ``TEST_RABBITMQ_URL`` names someone else's broker."""
+    if session_brokers.node is None:
+        pytest.skip("TEST_RABBITMQ_URL names a broker this session does not own")
+    return session_brokers.node
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +173,7 @@ class Replay:
 
 @pytest.fixture(scope="session")
 def replay_server() -> Iterator[Replay]:
-    from rnr.replay.server import create_app
+    from devstack.replay.server import create_app
 
     with uvicorn_in_thread(create_app(), free_port()) as url:
         yield Replay(url)
@@ -143,8 +205,10 @@ async def bucket(moto_endpoint: str, unique: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def broker(rabbitmq_url: str, unique: str) -> AsyncIterator[BrokerFixture]:
-    test_broker = BrokerFixture(rabbitmq_url, unique)
+async def broker(
+    rabbitmq_url: str, rabbitmq_management_url: str, unique: str
+) -> AsyncIterator[BrokerFixture]:
+    test_broker = BrokerFixture(rabbitmq_url, unique, rabbitmq_management_url)
     yield test_broker
     await test_broker.delete_all()
 
@@ -170,7 +234,7 @@ def sample_hydrofabric(bucket: str, moto_endpoint: str) -> str:
     returns the HYDROFABRIC_LOCATION naming it."""
     import boto3
 
-    from rnr.local.bootstrap import (
+    from devstack.local.bootstrap import (
         SAMPLE_HYDROFABRIC,
         SAMPLE_HYDROFABRIC_LOCATION,
         SAMPLE_HYDROFABRIC_PREFIX,

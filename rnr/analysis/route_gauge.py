@@ -52,8 +52,7 @@ from rnr.hydro.forecast import (
     StageFlowSeries,
     prepare_forecast,
 )
-from rnr.hydro.muskingum_cunge import RoutingResult
-from rnr.hydro.replace_and_route import route_forecast
+from rnr.hydro.muskingum_cunge import DT_S, RoutingResult
 from rnr.hydro.segments import NetworkIndex, ReachNotFound, Segment, SegmentError
 from rnr.hydro_io.hydrofabric import (
     ATTRIBUTES_LAYER,
@@ -61,7 +60,8 @@ from rnr.hydro_io.hydrofabric import (
     attributes_layer,
     open_hydrofabric,
 )
-from rnr.hydro_io.netcdf import ForecastAttributes, output_file_name, write_forecast_netcdf
+from rnr.hydro_io.routed_forecast import route_to_netcdf
+from rnr.storage.output_layout import output_file_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,7 +72,6 @@ EXIT_SKIPPED = 3
 EXIT_UNKNOWN_REACH = 4
 EXIT_UPSTREAM = 5
 
-DT_S = 300.0
 # Without a gauge answer there is no flood category: the file says so, and the
 # flood-category gate is not applied.
 UNKNOWN_CATEGORY = "unknown"
@@ -255,9 +254,9 @@ def load_network(hydrofabric: Path, layer: str | None) -> NetworkIndex:
 
 
 class Peak(NamedTuple):
-    """The maximum of a series: its index and value, and whether it is the last value."""
+    """The maximum of a series: its step (index) and value, and whether it is the last."""
 
-    index: int
+    step: int
     value: float
     at_horizon: bool
 
@@ -342,21 +341,21 @@ def plot_hydrograph(
     figure = Figure(figsize=(11, 6.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     axes.plot(
-        times,
+        times,  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
         origin_flow,
         color="tab:blue",
         linewidth=2,
         label=f"gauge {forecast.lid} (origin {segment.flowpath_ids[0]})",
     )
     axes.plot(
-        times,
+        times,  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
         last_flow,
         color="tab:orange",
         linewidth=2,
         label=f"last segment {segment.flowpath_ids[-1]} (ends {length_km:.1f} km downstream)",
     )
     axes.plot(
-        [time.astimezone(dt.UTC) for time in forecast.valid_times],
+        [time.astimezone(dt.UTC) for time in forecast.valid_times],  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
         forecast.flow_m3_s,
         linestyle="none",
         marker="o",
@@ -374,18 +373,18 @@ def plot_hydrograph(
         flow_text = f"{peak.value:,.0f} m³/s"
         if not peak.at_horizon:
             axes.plot(
-                times[peak.index],
+                times[peak.step],  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
                 peak.value,
                 linestyle="none",
                 marker="v",
                 markersize=8,
                 color=color,
-                label=f"peak at {where}: {flow_text}, {times[peak.index]:%m-%d %H:%M} UTC",
+                label=f"peak at {where}: {flow_text}, {times[peak.step]:%m-%d %H:%M} UTC",
                 gid=f"peak-{key}",
             )
             continue
         axes.plot(
-            times[peak.index],
+            times[peak.step],  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
             peak.value,
             linestyle="none",
             marker=">",
@@ -396,7 +395,7 @@ def plot_hydrograph(
         )
         axes.annotate(
             still_rising(flow_text),
-            xy=(times[peak.index], peak.value),
+            xy=(times[peak.step], peak.value),
             xytext=(-12, 16),
             textcoords="offset points",
             ha="right",
@@ -441,7 +440,7 @@ def plot_hydrograph(
     axes.set_ylabel("Flow (m³/s)")
     # Room above the highest curve or threshold for the labels and the horizon mark.
     axes.set_ylim(bottom=0, top=top * 1.12)
-    kcfs = axes.secondary_yaxis("right", functions=(_m3_s_to_kcfs, _kcfs_to_m3_s))
+    kcfs = axes.secondary_yaxis("right", functions=(_m3_s_to_kcfs, _kcfs_to_m3_s))  # type: ignore[arg-type]  # numpy arrays in, numpy arrays out
     kcfs.set_ylabel("Flow (kcfs)")
     axes.grid(True, alpha=0.3)
     # Below the axes, clear of the curves and the threshold lines.
@@ -479,7 +478,7 @@ def summary(
 
     def maximum(column: int) -> str:
         peak = peak_or_horizon(result.flow_m3_s[:, column])
-        flow_text = f"{peak.value:.1f} m3/s at {times[peak.index]:%Y-%m-%dT%H:%MZ}"
+        flow_text = f"{peak.value:.1f} m3/s at {times[peak.step]:%Y-%m-%dT%H:%MZ}"
         return still_rising(flow_text) if peak.at_horizon else f"peak {flow_text}"
 
     return (
@@ -626,26 +625,12 @@ def run_route(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     try:
-        result = route_forecast(
-            segment.parameters,
-            segment.downstream,
-            forecast.valid_times,
-            forecast.flow_m3_s,
-            forecast.initial_flow_m3_s,
-            dt_s=DT_S,
-        )
-        data = write_forecast_netcdf(
-            result,
-            feature_ids=segment.feature_ids,
-            t0=forecast.t0,
-            dt_s=DT_S,
-            attributes=ForecastAttributes.of(
-                forecast,
-                segment,
-                # No HML product triggered this run: the forecast's own issuance stands in.
-                issuance_time=forecast.issued_time or forecast.t0,
-                product_id=args.product_id,
-            ),
+        result, data = route_to_netcdf(
+            forecast,
+            segment,
+            # No HML product triggered this run: the forecast's own issuance stands in.
+            issuance_time=forecast.issued_time or forecast.t0,
+            product_id=args.product_id,
         )
     except ValueError as exc:
         source = args.forecast or f"{args.nwps_url} ({forecast.lid})"
@@ -667,7 +652,7 @@ def run_route(args: argparse.Namespace) -> int:
             )
             png_path = None
         else:
-            figure.savefig(png_path, format="png")
+            figure.savefig(output_path(args.out, f"{forecast.lid}_hydrograph.png"), format="png")
     except OSError as exc:
         raise BadInput(f"{args.out}: cannot write the outputs: {exc}") from None
     print(f"NetCDF: {netcdf_path}")

@@ -25,7 +25,7 @@ async def put_backlog_per_task(
 ) -> None:
     """One datapoint, dimensioned by the ECS service it scales (what the scaling
     policy's customized metric specification names)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from rnr.storage.aws_errors import AWS_CALL_ERRORS
 
     try:
         await client.put_metric_data(
@@ -42,5 +42,5 @@ async def put_backlog_per_task(
                 }
             ],
         )
-    except (BotoCoreError, ClientError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise TransientError(f"CloudWatch PutMetricData failed: {exc}") from exc

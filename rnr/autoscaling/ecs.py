@@ -28,7 +28,7 @@ def service_counts(service: dict[str, Any]) -> ServiceCounts:
     task definitions side by side) or the primary one is still rolling out.
     """
     deployments = service.get("deployments") or []
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
     return ServiceCounts(
         desired=int(service.get("desiredCount") or 0),
         running=int(service.get("runningCount") or 0),
@@ -38,9 +38,9 @@ def service_counts(service: dict[str, Any]) -> ServiceCounts:
 
 
 def _raise_for(exc: Exception, action: str, cluster: str, service: str) -> None:
-    from botocore.exceptions import ClientError
+    from rnr.storage.aws_errors import error_code
 
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    code = error_code(exc)
     if code in {"ClusterNotFoundException", "ServiceNotFoundException", "AccessDeniedException"}:
         raise ConfigurationError(
             f"cannot {action} ECS service {service} in cluster {cluster}: {code}; check "
@@ -50,11 +50,11 @@ def _raise_for(exc: Exception, action: str, cluster: str, service: str) -> None:
 
 
 async def describe_service(client: Any, cluster: str, service: str) -> ServiceCounts:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from rnr.storage.aws_errors import AWS_CALL_ERRORS
 
     try:
         answer = await client.describe_services(cluster=cluster, services=[service])
-    except (BotoCoreError, ClientError) as exc:
+    except AWS_CALL_ERRORS as exc:
         _raise_for(exc, "describe", cluster, service)
     services = answer.get("services") or []
     if not services:
@@ -67,9 +67,9 @@ async def describe_service(client: Any, cluster: str, service: str) -> ServiceCo
 
 
 async def set_desired_count(client: Any, cluster: str, service: str, count: int) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from rnr.storage.aws_errors import AWS_CALL_ERRORS
 
     try:
         await client.update_service(cluster=cluster, service=service, desiredCount=count)
-    except (BotoCoreError, ClientError) as exc:
+    except AWS_CALL_ERRORS as exc:
         _raise_for(exc, "update", cluster, service)

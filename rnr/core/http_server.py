@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import socket
 from collections.abc import Awaitable, Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -78,7 +80,7 @@ class _CleanExitServer(uvicorn.Server):
 
 
 def serve(
-    app: object,
+    app: Any,  # an ASGI application (FastAPI's); uvicorn's own type for it is private
     *,
     host: str,
     port: int,
@@ -93,6 +95,10 @@ def serve(
     begins at once.
     """
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=graceful_seconds
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=math.ceil(graceful_seconds),  # uvicorn takes whole seconds
     )
     _CleanExitServer(config, drain, stop_requested).run()

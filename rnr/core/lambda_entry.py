@@ -252,9 +252,9 @@ class LambdaFunction(Generic[SettingsT, StateT]):
         from rnr.core.http_server import serve
 
         settings = self.settings()
-        host = host or getattr(settings, "http_host", DEFAULT_HTTP_HOST)
-        port = port or getattr(settings, "http_port", 8080)
-        serve(self.http_app(host), host=host, port=port)
+        bind_host = host if host else str(getattr(settings, "http_host", DEFAULT_HTTP_HOST))
+        bind_port = port if port else int(getattr(settings, "http_port", 8080))
+        serve(self.http_app(bind_host), host=bind_host, port=bind_port)
 
     def main(self, argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"python -m services.{self.name}")

@@ -78,7 +78,7 @@ def setup_logging(service: str, level: str = "INFO", stream: TextIO | None = Non
     # The JSON lines carry none of these, and gathering them (the caller's frame
     # above all) is most of the cost of a log call on the per-message paths.
     # These are the switches the logging documentation names for that ("Optimization").
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

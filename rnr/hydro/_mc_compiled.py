@@ -18,6 +18,8 @@ import numba
 import numpy as np
 from numba import types
 
+from rnr.hydro.types import F32
+
 # The C library's powf, as the reference (T-Route, compiled Fortran) calls it. glibc's
 # powf is not correctly rounded (within 0.82 units in the last place), and matching the
 # reference bit for bit means making the same roundings; it is also twice as fast as
@@ -25,7 +27,6 @@ from numba import types
 llvmlite.binding.load_library_permanently(ctypes.util.find_library("m"))
 _c_powf = types.ExternalFunction("powf", types.float32(types.float32, types.float32))
 
-F32 = np.float32
 ZERO = F32(0.0)
 ONE = F32(1.0)
 TWO = F32(2.0)
@@ -47,7 +48,7 @@ def _powf(base: float, exponent: float) -> float:
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _sqrtf(value: float) -> float:
+def _sqrtf(value: float) -> np.float32:
     return F32(math.sqrt(np.float64(value)))
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from rnr.core import identifiers
 from rnr.core.errors import PermanentError
@@ -72,7 +72,7 @@ class Sites(NamedTuple):
 class _Document(NamedTuple):
     """One XML document cut out of the product text."""
 
-    index: int  # 1-based, in product order
+    number: int  # 1-based, in product order
     start_line: int  # 1-based line of the product on which the document starts
     text: str
 
@@ -99,7 +99,7 @@ def extract_lids(product_text: str) -> Sites:
                 lids.setdefault(identifiers.lid(site_id))
             except InvalidIdentifier as exc:
                 shown = site_id[:_QUOTED_ID_CHARACTERS]
-                rejected.append(RejectedSite(shown, f"HML document {document.index}: {exc}"))
+                rejected.append(RejectedSite(shown, f"HML document {document.number}: {exc}"))
     return Sites(list(lids), rejected)
 
 
@@ -134,12 +134,14 @@ def _site_ids(document: _Document) -> list[str]:
     error only when it is reached, so junk after the root (which expat reports as
     "junk after document element") is never raised: reading stops at the root's end.
     """
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     parser.feed(document.text)
     ids: list[str] = []
     depth = 0
     try:
-        for event, element in parser.read_events():
+        # Only start and end events were asked for: each carries an element.
+        events = cast("Iterator[tuple[str, ET.Element]]", parser.read_events())
+        for event, element in events:
             if event == "start":
                 depth += 1
                 if _local_name(element.tag) == "site":
@@ -151,9 +153,9 @@ def _site_ids(document: _Document) -> list[str]:
         # The text ended inside the root (or before one): close() names the problem.
         parser.close()
     except ET.ParseError as exc:
-        raise HmlParseError(document.index, document.start_line, str(exc)) from exc
+        raise HmlParseError(document.number, document.start_line, str(exc)) from exc
     raise HmlParseError(  # pragma: no cover - close() raises on an unclosed root
-        document.index, document.start_line, "no root element"
+        document.number, document.start_line, "no root element"
     )
 
 
@@ -168,7 +170,7 @@ def _site_id(site: ET.Element, document: _Document) -> str:
         )
     if value is None:
         raise HmlParseError(
-            document.index, document.start_line, "site element without an id attribute"
+            document.number, document.start_line, "site element without an id attribute"
         )
     return value
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnr.hydro_io.netcdf import ForecastFile
+from rnr.hydro.forecast_file import ForecastFile
 
 CFS_PER_CMS = 35.3147
 MILES_PER_KM = 0.621371

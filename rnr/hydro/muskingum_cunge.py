@@ -22,9 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnr.hydro._mc_compiled import route_compiled
-
-F32 = np.float32
-Array = npt.NDArray[np.float32]
+from rnr.hydro.types import F32, Float32Array
 
 DT_S = 300.0
 
@@ -33,14 +31,14 @@ DT_S = 300.0
 class ChannelParameters:
     """Per-segment channel geometry and roughness, each an array of shape (n,)."""
 
-    length_m: Array  # dx
-    bottom_width_m: Array  # bw
-    top_width_m: Array  # tw
-    floodplain_top_width_m: Array  # twcc
-    manning_n: Array  # n
-    floodplain_manning_n: Array  # ncc
-    side_slope: Array  # cs (horizontal run per unit rise is 1/cs)
-    bed_slope: Array  # s0
+    length_m: Float32Array  # dx
+    bottom_width_m: Float32Array  # bw
+    top_width_m: Float32Array  # tw
+    floodplain_top_width_m: Float32Array  # twcc
+    manning_n: Float32Array  # n
+    floodplain_manning_n: Float32Array  # ncc
+    side_slope: Float32Array  # cs (horizontal run per unit rise is 1/cs)
+    bed_slope: Float32Array  # s0
 
     def __post_init__(self) -> None:
         sizes = set()
@@ -73,9 +71,9 @@ class ChannelParameters:
 class RoutingResult:
     """Per step and segment, shape (t, n): outflow, velocity and depth."""
 
-    flow_m3_s: Array
-    velocity_m_s: Array
-    depth_m: Array
+    flow_m3_s: Float32Array
+    velocity_m_s: Float32Array
+    depth_m: Float32Array
 
 
 def route(
@@ -125,6 +123,6 @@ def warm_up() -> None:
     """Compile the kernel (or load it from numba's cache) now rather than on the first
     forecast: a worker reports ready only once routing is instant."""
     params = ChannelParameters(
-        **{name: np.ones(2) for name in ChannelParameters.__dataclass_fields__}
+        **{name: np.ones(2, dtype=F32) for name in ChannelParameters.__dataclass_fields__}
     )
     route(params, np.array([1, -1]), np.ones((2, 2)), 1.0)

@@ -35,12 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rnr.core.errors import PermanentError
+from rnr.hydro.id_keys import MISSING, NUMBER_BITS, IdCodec, SortedKeys, number_of
 from rnr.hydro.muskingum_cunge import ChannelParameters
-
-AnyArray = npt.NDArray[Any]
-Int64Array = npt.NDArray[np.int64]
-IndexArray = npt.NDArray[np.intp]
-Float64Array = npt.NDArray[np.float64]
+from rnr.hydro.types import AnyArray, Float64Array, IndexArray, Int64Array
 
 NETWORK_COLUMNS = ("hf_id", "hf_mainstem", "hf_hydroseq", "divide_id")
 FLOWPATH_COLUMNS = ("id", "toid", "order", "hydroseq", "lengthkm", "divide_id", "poi_id")
@@ -57,9 +54,6 @@ ATTRIBUTE_COLUMNS: Mapping[str, str] = {
     "ChSlp": "side_slope",
     "So": "bed_slope",
 }
-
-_MISSING = np.int64(-1)
-_NUMBER_BITS = 44  # an id key is (prefix code << 44) | number
 
 
 class SegmentError(PermanentError):
@@ -117,159 +111,6 @@ class Segment:
         return len(self.flowpath_ids)
 
 
-class _IdCodec:
-    """Identifier strings (``wb-12``, ``29319``, ``29319.0``) <-> int64 keys.
-
-    The prefix (the text before the last '-') gets a small code shared by every table
-    read through one codec, so ``nex-5`` and ``tnx-5`` stay distinct while ``cat-5``
-    from two tables compare equal. Missing values become -1.
-    """
-
-    def __init__(self) -> None:
-        self._codes: dict[str, int] = {"": 0}
-
-    def prefix(self, code: int) -> str:
-        return next(text for text, value in self._codes.items() if value == code)
-
-    def keys(self, values: AnyArray) -> Int64Array:
-        array = np.asarray(values)
-        if array.dtype.kind in "iub":
-            return self._numbers(array.astype(np.int64), np.ones(array.shape, bool), 0)
-        if array.dtype.kind == "f":
-            valid = np.isfinite(array)
-            return self._numbers(array, valid, 0)
-        keys = np.full(array.shape, _MISSING, dtype=np.int64)
-        valid = np.not_equal(array, None)
-        text = np.asarray(array[valid].astype(str))
-        split = _split_digits(text) if text.size else None
-        if split is None:  # unusual text ("29319.0", NaN, long prefixes): numpy's string ops
-            not_nan = (text != "nan") & (text != "")
-            valid[valid] = not_nan
-            text = text[not_nan]
-            if not text.size:
-                return keys
-            head, _, tail = np.strings.rpartition(text, "-")
-            prefixes, inverse = np.unique(head, return_inverse=True)
-            numbers = _parse_numbers(tail)
-        else:
-            prefixes, inverse, numbers = split
-        codes = np.array([self._code(str(p)) for p in prefixes], dtype=np.int64)[inverse]
-        keys[valid] = self._numbers(numbers, np.ones(numbers.shape, bool), codes)
-        return keys
-
-    def _code(self, prefix: str) -> int:
-        return self._codes.setdefault(prefix, len(self._codes))
-
-    @staticmethod
-    def _numbers(
-        numbers: AnyArray, valid: npt.NDArray[np.bool_], codes: Int64Array | int
-    ) -> Int64Array:
-        keys = np.full(numbers.shape, _MISSING, dtype=np.int64)
-        values = numbers[valid]
-        if values.dtype.kind == "f" and (values != np.floor(values)).any():
-            raise ValueError("identifier holds a non-integral number")
-        whole = values.astype(np.int64)
-        if ((whole < 0) | (whole >= (1 << _NUMBER_BITS))).any():
-            raise ValueError(f"identifier number outside 0..2**{_NUMBER_BITS}")
-        code = codes if np.isscalar(codes) else np.asarray(codes)[valid]
-        keys[valid] = (np.int64(code) << _NUMBER_BITS) | whole
-        return keys
-
-
-def _split_digits(
-    text: npt.NDArray[np.str_],
-) -> tuple[list[str], IndexArray, Int64Array] | None:
-    """``prefix-digits`` strings split on their character codes, ~10x numpy's string ops.
-
-    Returns (distinct prefixes, prefix index per value, numbers), or None when a value
-    is not ASCII ``<prefix of at most 8 characters>-<1 to 18 digits>`` or plain digits.
-    Works one character position at a time on contiguous rows of the transposed codes.
-    """
-    width = text.dtype.itemsize // 4
-    if width == 0:
-        return None
-    chars = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, width).T.copy()
-    last_dash = np.full(text.size, -1, dtype=np.int64)
-    for position in range(width):
-        last_dash[chars[position] == ord("-")] = position
-    if last_dash.max() > 8:
-        return None
-    numbers = np.zeros(text.size, dtype=np.int64)
-    digit_count = np.zeros(text.size, dtype=np.int64)
-    packed = np.zeros(text.size, dtype=np.uint64)
-    for position in range(width):
-        code = chars[position]
-        in_number = (position > last_dash) & (code != 0)
-        digit = code.astype(np.int64) - ord("0")
-        if (in_number & ((digit < 0) | (digit > 9))).any():
-            return None
-        numbers = np.where(in_number, numbers * 10 + digit, numbers)
-        digit_count += in_number
-        if position < 8:
-            prefix = np.where(position < last_dash, code, 0)
-            if (prefix > 127).any():
-                return None
-            packed |= prefix.astype(np.uint64) << np.uint64(8 * position)
-    if digit_count.min() == 0 or digit_count.max() > 18:
-        return None
-    prefixes: list[str] = []
-    inverse = np.empty(text.size, dtype=np.intp)
-    unassigned = np.ones(text.size, dtype=bool)
-    while unassigned.any():  # a handful of prefixes (wb, cat, nex, tnx): no sort needed
-        first = int(np.argmax(unassigned))
-        same = packed == packed[first]
-        inverse[same] = len(prefixes)
-        prefixes.append(str(text[first])[: max(int(last_dash[first]), 0)])
-        unassigned &= ~same
-        if len(prefixes) > 64:
-            return None
-    return prefixes, inverse, numbers
-
-
-def _parse_numbers(text: npt.NDArray[np.str_]) -> AnyArray:
-    try:
-        return text.astype(np.int64)
-    except ValueError:
-        pass
-    try:
-        return text.astype(np.float64)
-    except ValueError as error:
-        raise ValueError(f"identifier without a numeric part: {error}") from error
-
-
-def _number(key: np.int64 | int) -> int:
-    return int(key) & ((1 << _NUMBER_BITS) - 1)
-
-
-class _SortedKeys:
-    """A sorted view of an int64 key array for searchsorted lookups (-1 = missing)."""
-
-    def __init__(self, keys: Int64Array) -> None:
-        self.order = np.argsort(keys, kind="stable")
-        self.sorted = keys[self.order]
-
-    def first(self, query: Int64Array) -> IndexArray:
-        """Row of the first occurrence of each query key, -1 where absent."""
-        query = np.asarray(query, dtype=np.int64)
-        if not self.sorted.size:
-            return np.full(query.shape, -1, dtype=np.intp)
-        position = np.minimum(np.searchsorted(self.sorted, query), self.sorted.size - 1)
-        found = (self.sorted[position] == query) & (query != _MISSING)
-        return np.where(found, self.order[position], -1).astype(np.intp)
-
-    def all(self, query: Int64Array) -> IndexArray:
-        """Rows of every occurrence of every (distinct) query key."""
-        query = np.unique(np.asarray(query, dtype=np.int64))
-        query = query[query != _MISSING]
-        low = np.searchsorted(self.sorted, query, side="left")
-        high = np.searchsorted(self.sorted, query, side="right")
-        counts = high - low
-        if not counts.sum():
-            return np.empty(0, dtype=np.intp)
-        starts = np.repeat(low - np.cumsum(counts) + counts, counts)
-        return self.order[starts + np.arange(counts.sum())].astype(np.intp)
-
-
 def _integers(values: AnyArray) -> Int64Array:
     """A numeric column as int64, -1 where null."""
     array = np.asarray(values, dtype=np.float64)
@@ -296,7 +137,7 @@ def _parse_reach_id(reach_id: str | int) -> int:
 def _reach_key(reach_id: str | int) -> int:
     """The network key of an NWM reach id; ReachNotFound when it cannot be one."""
     key = _parse_reach_id(reach_id)
-    if not 0 <= key < (1 << _NUMBER_BITS):
+    if not 0 <= key < (1 << NUMBER_BITS):
         raise ReachNotFound(reach_id)
     return key
 
@@ -343,15 +184,15 @@ class NetworkIndex:
         attributes_layer: str,
         lakes: Mapping[str, AnyArray] | None = None,
     ) -> None:
-        codec = _IdCodec()
+        codec = IdCodec()
         self._codec = codec
         self.attributes_layer = attributes_layer
 
         # Flowpaths: one row each, addressed by position.
         self._fp_key = codec.keys(flowpaths["id"])
-        if (self._fp_key == _MISSING).any():
+        if (self._fp_key == MISSING).any():
             raise ValueError("flowpaths has rows without an id")
-        by_id = _SortedKeys(self._fp_key)
+        by_id = SortedKeys(self._fp_key)
         duplicated = by_id.sorted[1:] == by_id.sorted[:-1]
         if duplicated.any():
             key = by_id.sorted[1:][duplicated][0]
@@ -359,26 +200,26 @@ class NetworkIndex:
         self._fp_order = _integers(flowpaths["order"])
         self._fp_hydroseq = np.asarray(flowpaths["hydroseq"], dtype=np.float64)
         self._fp_length_km = np.asarray(flowpaths["lengthkm"], dtype=np.float64)
-        self._by_divide = _SortedKeys(codec.keys(flowpaths["divide_id"]))
+        self._by_divide = SortedKeys(codec.keys(flowpaths["divide_id"]))
 
         # Connectivity: flowpath -> its toid nexus -> the nexus's toid flowpath. A toid
         # naming a flowpath directly is followed too.
         toid = codec.keys(flowpaths["toid"])
-        nexus_row = _SortedKeys(codec.keys(nexus["id"])).first(toid)
+        nexus_row = SortedKeys(codec.keys(nexus["id"])).first(toid)
         nexus_toid = codec.keys(nexus["toid"])
-        via_nexus = np.where(nexus_row >= 0, nexus_toid[np.maximum(nexus_row, 0)], _MISSING)
+        via_nexus = np.where(nexus_row >= 0, nexus_toid[np.maximum(nexus_row, 0)], MISSING)
         down = by_id.first(via_nexus)
         self._fp_down = np.where(nexus_row >= 0, down, by_id.first(toid)).astype(np.intp)
 
         # Lakes: flowpaths holding a lake's poi.
         poi = codec.keys(flowpaths["poi_id"])
         lake_pois = np.empty(0, np.int64) if lakes is None else codec.keys(lakes["poi_id"])
-        lake_pois = np.unique(lake_pois[lake_pois != _MISSING])
-        self._fp_lake = np.isin(poi, lake_pois) & (poi != _MISSING)
+        lake_pois = np.unique(lake_pois[lake_pois != MISSING])
+        self._fp_lake = np.isin(poi, lake_pois) & (poi != MISSING)
         self._fp_poi = poi
 
         # Channel parameters, aligned to flowpaths (NaN where a flowpath has no row).
-        row = _SortedKeys(codec.keys(attributes["id"])).first(self._fp_key)
+        row = SortedKeys(codec.keys(attributes["id"])).first(self._fp_key)
         has_row = row >= 0
         self._parameters: dict[str, npt.NDArray[np.float32]] = {}
         for column, field in ATTRIBUTE_COLUMNS.items():
@@ -392,14 +233,14 @@ class NetworkIndex:
         hf_id = codec.keys(network["hf_id"])
         mainstem = np.asarray(network["hf_mainstem"], dtype=np.float64)
         hydroseq = np.asarray(network["hf_hydroseq"], dtype=np.float64)
-        keep = (hf_id != _MISSING) & np.isfinite(mainstem) & np.isfinite(hydroseq)
+        keep = (hf_id != MISSING) & np.isfinite(mainstem) & np.isfinite(hydroseq)
         table_row = np.flatnonzero(keep)
         by_stem = np.lexsort((hydroseq[keep], mainstem[keep]))
         self._net_mainstem = mainstem[keep][by_stem]
         self._net_hydroseq = hydroseq[keep][by_stem]
         self._net_divide = codec.keys(network["divide_id"])[keep][by_stem]
         self._net_table_row = table_row[by_stem]
-        self._by_hf_id = _SortedKeys(hf_id[keep][by_stem])
+        self._by_hf_id = SortedKeys(hf_id[keep][by_stem])
 
     @classmethod
     def from_reader(cls, reader: TableReader, attributes_layer: str) -> NetworkIndex:
@@ -431,8 +272,8 @@ class NetworkIndex:
         return self._by_hf_id.order[low:high]
 
     def _id_text(self, key: np.int64 | int) -> str:
-        prefix = self._codec.prefix(int(key) >> _NUMBER_BITS)
-        return f"{prefix}-{_number(key)}" if prefix else str(_number(key))
+        prefix = self._codec.prefix(int(key) >> NUMBER_BITS)
+        return f"{prefix}-{number_of(key)}" if prefix else str(number_of(key))
 
     def extract_segment(self, reach_id: str | int) -> Segment:
         """The segment routed from ``reach_id`` (NWPS ``reachId``, e.g. ``"3121538"``).
@@ -468,7 +309,7 @@ class NetworkIndex:
         while True:
             current = chain[-1]
             if self._fp_lake[current]:
-                lake_poi = _number(self._fp_poi[current])
+                lake_poi = number_of(self._fp_poi[current])
                 break
             following = int(self._fp_down[current])
             if following not in kept:  # also ends at an outlet (-1)
@@ -496,7 +337,7 @@ class NetworkIndex:
             reach_id=reach_id,
             origin_id=ids[0],
             flowpath_ids=ids,
-            feature_ids=np.array([_number(k) for k in self._fp_key[positions]], np.int64),
+            feature_ids=np.array([number_of(k) for k in self._fp_key[positions]], np.int64),
             stream_order=order,
             length_km=length_km,
             cumulative_length_km=np.cumsum(length_km),

@@ -351,7 +351,7 @@ def _arrow_column(column: pa.ChunkedArray) -> npt.NDArray[Any]:
     return array
 
 
-def _arrow_values(values: list[Scalar], arrow_type: pa.DataType, name: str) -> pa.Array:
+def _arrow_values(values: Sequence[Scalar], arrow_type: pa.DataType, name: str) -> pa.Array:
     """Filter values as an Arrow array of the column's type."""
     try:
         return pa.array(values, type=arrow_type)

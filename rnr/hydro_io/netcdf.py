@@ -17,28 +17,23 @@ Shapes: ``n`` segments (``feature_id``), ``t`` routed steps, ``h`` hourly sample
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import functools
 import math
 import re
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 
-from rnr.core import identifiers
+from rnr.hydro.forecast_file import ForecastAttributes, ForecastFile, require_aware
 
 if TYPE_CHECKING:  # the post-processor reads files without the routing stack (numba)
-    from rnr.hydro.forecast import RfcForecast
     from rnr.hydro.muskingum_cunge import RoutingResult
-    from rnr.hydro.segments import Segment
 
 # The HDF5 library under netCDF4 is not thread-safe, and the worker writes from
 # threads: concurrent writers deadlock. One lock for the process serialises them.
@@ -46,11 +41,9 @@ _HDF5_LOCK = threading.Lock()
 
 FILL_VALUE = -9999.0
 OUTPUT_INTERVAL_S = 3600.0
-FILE_NAME_PREFIX = "troute_output_"
 FEATURE_TYPE = "wb"
 TITLE = "OUTPUT FROM RNR-PIPELINE (T-ROUTE SCHEMA)"
 
-_FILE_TIME_FORMAT = "%Y%m%d%H%M"
 _ATTRIBUTE_TIME_FORMAT = "%Y-%m-%d_%H:%M:%S"
 _UNITS_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _FEATURE_ID = re.compile(r"(?:wb-)?([0-9]+)")
@@ -62,116 +55,6 @@ _ROUTED = (
     ("depth", "depth_m", "Depth", "m"),
 )
 FLOAT_VARIABLES = (*(name for name, *_ in _ROUTED), "nudge")
-DISTRIBUTION = "rnr-pipeline"
-UNKNOWN_VERSION = "unknown"
-
-
-@functools.cache
-def package_version() -> str:
-    """The installed ``rnr-pipeline`` version (``pyproject.toml``), read once; ``unknown``
-    when the distribution is not installed (a source tree on ``PYTHONPATH``)."""
-    import importlib.metadata  # here, not at import: the post-processor imports this module
-
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return UNKNOWN_VERSION
-
-
-@dataclass(frozen=True)
-class ForecastAttributes:
-    """What the file routes, written as global attributes next to T-Route's own.
-
-    ``rfc_location`` is the gauge LID; ``rfc_reach_id`` the gauge's NWM reach id (a
-    string, as NWPS gives it); ``max_status`` the forecast flood category;
-    ``stream_order``, ``name`` and ``state`` describe the gauge's flowpath and place;
-    ``issuance_time`` and ``product_id`` name the HML product that triggered the run;
-    ``flowpath_attributes_layer`` the hydrofabric layer the channel parameters came from
-    (``flowpath-attributes-ml`` where it exists, as the reference picks it).
-    ``code_version`` fills T-Route's attribute of that name (empty in the reference): by
-    default the version of the installed package (:func:`package_version`), so the
-    worker's files and the analysts' tool's say which code wrote them.
-    """
-
-    rfc_location: str
-    rfc_reach_id: str
-    max_status: str
-    stream_order: int
-    name: str
-    state: str
-    issuance_time: dt.datetime
-    product_id: str
-    flowpath_attributes_layer: str
-    code_version: str = dataclasses.field(default_factory=package_version)
-
-    def __post_init__(self) -> None:
-        for field in ("rfc_location", "rfc_reach_id", "max_status", "product_id"):
-            value = getattr(self, field)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{field} must be a non-empty string, got {value!r}")
-        for field in ("name", "state", "flowpath_attributes_layer", "code_version"):
-            if not isinstance(getattr(self, field), str):
-                raise ValueError(f"{field} must be a string, got {getattr(self, field)!r}")
-        order = self.stream_order
-        if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 0:
-            raise ValueError(f"stream_order must be a non-negative integer, got {order!r}")
-        object.__setattr__(self, "stream_order", int(order))
-        _require_aware("issuance_time", self.issuance_time)
-
-    @classmethod
-    def of(
-        cls,
-        forecast: RfcForecast,
-        segment: Segment,
-        *,
-        issuance_time: dt.datetime,
-        product_id: str,
-    ) -> ForecastAttributes:
-        """The attributes of ``forecast`` routed down ``segment``: the worker passes the
-        HML product's issuance and id, the analysts' tool the forecast's own."""
-        return cls(
-            rfc_location=forecast.lid,
-            rfc_reach_id=forecast.reach_id,
-            max_status=forecast.flood_category,
-            stream_order=segment.stream_order,
-            name=forecast.name,
-            state=forecast.state,
-            issuance_time=issuance_time,
-            product_id=product_id,
-            flowpath_attributes_layer=segment.attributes_layer,
-        )
-
-
-class ForecastFile(NamedTuple):
-    """A forecast file read back: arrays by variable name, RnR attributes and t0.
-
-    ``arrays``: ``feature_id`` int64 (n,); ``time`` float64 (h,), seconds since t0;
-    ``flow`` (m3/s), ``velocity`` (m/s), ``depth`` (m) float32 (n, h), NaN where the
-    file holds the fill value.
-    """
-
-    arrays: dict[str, npt.NDArray[np.generic]]
-    attributes: ForecastAttributes
-    t0: dt.datetime
-
-
-def output_file_name(t0: dt.datetime) -> str:
-    """T-Route's file name: ``troute_output_YYYYMMDDHHMM.nc`` with t0 in UTC."""
-    _require_aware("t0", t0)
-    return f"{FILE_NAME_PREFIX}{t0.astimezone(dt.UTC).strftime(_FILE_TIME_FORMAT)}.nc"
-
-
-def output_key(prefix: str, lid: str, t0: dt.datetime) -> str:
-    """The S3 key ``{prefix}/{LID}/troute_output_YYYYMMDDHHMM.nc``.
-
-    Only the gauge and t0 decide it, so writing a redelivered forecast again overwrites
-    the same object. An empty prefix puts the file at ``{LID}/...``.
-
-    Raises:
-        InvalidIdentifier: ``lid`` is not an NWS location id (so never ``..``).
-    """
-    parts = [part for part in (prefix.strip("/"), identifiers.lid(lid)) if part]
-    return "/".join([*parts, output_file_name(t0)])
 
 
 def hourly_steps(steps: int, dt_s: float) -> npt.NDArray[np.int64]:
@@ -200,7 +83,9 @@ def hourly_steps(steps: int, dt_s: float) -> npt.NDArray[np.int64]:
     return np.arange(stride_steps, steps + 1, stride_steps, dtype=np.int64)
 
 
-def numeric_feature_ids(feature_ids: Sequence[str | int]) -> npt.NDArray[np.int64]:
+def numeric_feature_ids(
+    feature_ids: Sequence[str | int] | npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
     """The numeric part of ``wb-N`` ids (plain integers pass through), checked unique."""
     numbers: list[int] = []
     for feature_id in feature_ids:
@@ -225,7 +110,7 @@ def numeric_feature_ids(feature_ids: Sequence[str | int]) -> npt.NDArray[np.int6
 def write_forecast_netcdf(
     result: RoutingResult,
     *,
-    feature_ids: Sequence[str | int],
+    feature_ids: Sequence[str | int] | npt.NDArray[np.int64],
     t0: dt.datetime,
     dt_s: float,
     attributes: ForecastAttributes,
@@ -241,7 +126,7 @@ def write_forecast_netcdf(
     in shape, are empty, hold non-finite values or do not match ``feature_ids``, and for
     a ``dt_s`` that does not divide an hour or a horizon shorter than one hour.
     """
-    _require_aware("t0", t0)
+    require_aware("t0", t0)
     t0_utc = t0.astimezone(dt.UTC)
     if t0_utc.microsecond:
         raise ValueError(f"t0 must be on a whole second (the time units drop fractions): {t0}")
@@ -258,7 +143,7 @@ def write_forecast_netcdf(
     # creation order, so variables and attributes would come back sorted by name
     # instead of in T-Route's order.
     with tempfile.TemporaryDirectory(prefix="rnr-netcdf-") as directory:
-        path = Path(directory) / output_file_name(t0_utc)
+        path = Path(directory) / "forecast.nc"
         with _HDF5_LOCK, netCDF4.Dataset(path, mode="w", format="NETCDF4") as dataset:
             _write_schema(dataset, ids, time_s, t0_utc, attributes)
             for name, values in routed.items():
@@ -303,13 +188,6 @@ def _read_forecast_netcdf(data: bytes) -> ForecastFile:
     finally:
         dataset.close()
     return ForecastFile(arrays, _attributes_from(global_attributes), _t0_from(global_attributes))
-
-
-def _require_aware(name: str, value: object) -> None:
-    if not isinstance(value, dt.datetime):
-        raise ValueError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
 
 
 def _routed_arrays(result: RoutingResult) -> dict[str, npt.NDArray[np.float32]]:
@@ -427,24 +305,23 @@ def _t0_from(global_attributes: Mapping[str, object]) -> dt.datetime:
 
 
 def _attributes_from(global_attributes: Mapping[str, object]) -> ForecastAttributes:
-    names = [
+    texts = [
         "rfc_location",
         "rfc_reach_id",
         "max_status",
-        "stream_order",
         "name",
         "state",
-        "issuance_time",
         "product_id",
         "flowpath_attributes_layer",
     ]
-    missing = [name for name in names if name not in global_attributes]
+    missing = [
+        name for name in [*texts, "stream_order", "issuance_time"] if name not in global_attributes
+    ]
     if missing:
         raise ValueError(f"not an RnR forecast file: no global attribute {', '.join(missing)}")
-    values = {name: global_attributes[name] for name in names}
-    values["stream_order"] = int(np.asarray(values["stream_order"]).item())
-    values["issuance_time"] = _parse_attribute_time("issuance_time", values["issuance_time"])
-    for name in names:
-        if name not in {"stream_order", "issuance_time"}:
-            values[name] = str(values[name])
-    return ForecastAttributes(**values, code_version=str(global_attributes.get("code_version", "")))
+    return ForecastAttributes(
+        **{name: str(global_attributes[name]) for name in texts},
+        stream_order=int(np.asarray(global_attributes["stream_order"]).item()),
+        issuance_time=_parse_attribute_time("issuance_time", global_attributes["issuance_time"]),
+        code_version=str(global_attributes.get("code_version", "")),
+    )

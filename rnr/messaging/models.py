@@ -29,7 +29,7 @@ from rnr.core.identifiers import ProductId
 from rnr.core.timestamps import within_span
 from rnr.messaging.errors import InvalidMessage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_BODY_BYTES = 64 * 1024
 _SHORT_TEXT = 256
 

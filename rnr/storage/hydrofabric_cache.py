@@ -10,12 +10,12 @@ replaces the old one.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rnr.core.errors import ConfigurationError, TransientError
+from rnr.storage.aws_errors import AWS_CALL_ERRORS, error_code
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +31,22 @@ async def _download(client: Any, bucket: str, key: str, target: Path) -> None:
     if cached and etag_file.read_text() == etag:
         logger.info("hydrofabric object cached", extra={"key": key, "path": str(target)})
         return
-    partial = target.with_name(target.name + ".partial")
     answer = await client.get_object(Bucket=bucket, Key=key)
     written = 0
-    with partial.open("wb") as handle:
-        async for chunk in answer["Body"].iter_chunks(CHUNK_BYTES):
-            handle.write(chunk)
-            written += len(chunk)
-    partial.replace(target)  # never leave a half-written file under the final name
+    # A name of its own: two workers sharing a cache (a persistent volume) may download
+    # the same object at once, and each must rename only its own copy.
+    with tempfile.NamedTemporaryFile(
+        "wb", dir=target.parent, prefix=f"{target.name}.", suffix=".partial", delete=False
+    ) as handle:
+        partial = Path(handle.name)
+        try:
+            async for chunk in answer["Body"].iter_chunks(CHUNK_BYTES):
+                handle.write(chunk)
+                written += len(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # noqa: ASYNC240 - start-up only
+            raise
+    partial.replace(target)  # noqa: ASYNC240 - never half a file under the final name
     etag_file.write_text(etag)
     logger.info(
         "hydrofabric object downloaded",
@@ -72,13 +80,11 @@ async def fetch_hydrofabric(client: Any, bucket: str, location: str, cache_dir: 
         for key in layers:
             await _download(client, bucket, key, folder / Path(key).name)
         return folder
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+    except AWS_CALL_ERRORS as exc:
+        code = error_code(exc)
         if code in {"404", "NoSuchKey", "NoSuchBucket", "403", "AccessDenied"}:
             raise ConfigurationError(
                 f"cannot read the hydrofabric at s3://{bucket}/{location} ({code}); check "
                 "INPUT_BUCKET, HYDROFABRIC_LOCATION and the task role's s3:GetObject"
             ) from exc
         raise TransientError(f"S3 failed while fetching the hydrofabric: {exc}") from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"S3 unreachable while fetching the hydrofabric: {exc}") from exc

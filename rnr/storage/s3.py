@@ -10,9 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rnr.core.errors import PermanentError, TransientError
+from rnr.storage.aws_errors import AWS_CALL_ERRORS, error_code
 
 _PERMANENT_CODES = {"NoSuchBucket", "AccessDenied", "InvalidBucketName", "NoSuchKey"}
 
@@ -25,15 +24,10 @@ class StorageRejected(PermanentError):
     """S3 refused the request for a reason a retry cannot fix (no bucket, no access)."""
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _translate(exc: Exception, action: str) -> Exception:
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _PERMANENT_CODES:
-            return StorageRejected(f"{action}: {code}")
+    code = error_code(exc)
+    if code in _PERMANENT_CODES:
+        return StorageRejected(f"{action}: {code}")
     return StorageUnavailable(f"{action}: {exc}")
 
 
@@ -58,7 +52,7 @@ class ObjectStore:
             await self._client.put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType=content_type
             )
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             raise _translate(exc, f"put s3://{bucket}/{key}") from exc
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
@@ -66,7 +60,7 @@ class ObjectStore:
             answer = await self._client.get_object(Bucket=bucket, Key=key)
             async with answer["Body"] as stream:
                 return await stream.read()
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             raise _translate(exc, f"get s3://{bucket}/{key}") from exc
 
     async def get_bytes_if_exists(self, bucket: str, key: str) -> bytes | None:
@@ -74,7 +68,7 @@ class ObjectStore:
         try:
             return await self.get_bytes(bucket, key)
         except StorageRejected as exc:
-            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) == "NoSuchKey":
+            if exc.__cause__ is not None and error_code(exc.__cause__) == "NoSuchKey":
                 return None
             raise
 
@@ -92,6 +86,6 @@ class ObjectStore:
                     )
                     for item in page.get("Contents", [])
                 )
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
         return objects

@@ -39,21 +39,19 @@ class SecretCache:
         return credentials
 
     async def _fetch(self, secret_arn: str) -> BrokerCredentials:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from rnr.storage.aws_errors import AWS_CALL_ERRORS, error_code
 
         try:
             async with self._clients.client("secretsmanager") as client:
                 answer = await client.get_secret_value(SecretId=secret_arn)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+        except AWS_CALL_ERRORS as exc:
+            code = error_code(exc)
             if code in {"ResourceNotFoundException", "AccessDeniedException"}:
                 raise ConfigurationError(
                     f"cannot read RABBITMQ_SECRET_ARN {secret_arn}: {code}; check the ARN "
                     "and that the role may call secretsmanager:GetSecretValue on it"
                 ) from exc
             raise TransientError(f"Secrets Manager failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"Secrets Manager unreachable: {exc}") from exc
         try:
             payload = json.loads(answer["SecretString"])
             return BrokerCredentials(username=payload["username"], password=payload["password"])

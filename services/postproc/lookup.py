@@ -15,10 +15,9 @@ import logging
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rnr.core.errors import ConfigurationError
 from rnr.hydro_io.flowpaths import FLOWPATHS_LAYER, build_flowpath_lookup
+from rnr.storage.aws_errors import AWS_CALL_ERRORS, error_code
 from rnr.storage.hydrofabric_s3 import open_s3_hydrofabric
 from rnr.storage.s3 import ObjectStore
 from services.postproc.settings import PostprocSettings
@@ -54,8 +53,8 @@ async def ensure_flowpath_lookup(s3: Any, store: ObjectStore, settings: Postproc
     try:
         await s3.head_object(Bucket=settings.output_bucket, Key=key)
         return key
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+    except AWS_CALL_ERRORS as error:
+        if error_code(error) not in {"404", "NoSuchKey", "NotFound"}:
             raise
     started = time.perf_counter()
     logger.info(

@@ -29,7 +29,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ from rnr.core.logging import log_context
 from rnr.core.metrics import emit_emf
 from rnr.core.readiness import ReadinessCheck
 from rnr.hydro.forecast import SkipReason
+from rnr.hydro.forecast_file import ForecastFile
 from rnr.hydro.inherited import (
     Contribution,
     ForecastFileInvalid,
@@ -59,9 +59,10 @@ from rnr.hydro_io.inherited_table import (
     rows_to_table,
     to_table_files,
 )
-from rnr.hydro_io.netcdf import ForecastFile, read_forecast_netcdf
+from rnr.hydro_io.netcdf import read_forecast_netcdf
 from rnr.storage.aws import AwsClients
 from rnr.storage.hydrofabric_s3 import s3_filesystem
+from rnr.storage.output_layout import is_forecast_key, is_product_record_key, listing_prefix
 from rnr.storage.s3 import ObjectInfo, ObjectStore
 from services.postproc.checkpoint import Checkpoint
 from services.postproc.lookup import ensure_flowpath_lookup
@@ -70,8 +71,6 @@ from services.postproc.settings import PostprocSettings
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "inherited_rfc_forecasts"
-_FORECAST_FILE = re.compile(r"[^/]+/troute_output_[0-9]{12}\.nc")
-_PRODUCT_RECORD = re.compile(r"products/[0-9]{4}/[0-9]{2}/[0-9]{2}/[^/]+\.json")
 _TABLE_CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 
@@ -232,20 +231,15 @@ class Intake:
     rejected: list[tuple[ObjectInfo, bytes, str]] = field(default_factory=list)
 
 
-def _listing_prefix(output_prefix: str) -> str:
-    return f"{output_prefix}/" if output_prefix else ""
-
-
 async def _list_outputs(
     store: ObjectStore, settings: PostprocSettings
 ) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
     """The forecast files and the product records under the output prefix."""
-    prefix = _listing_prefix(settings.output_prefix)
-    listed = await store.list_objects(settings.output_bucket, prefix)
-    relative = [(info, info.key.removeprefix(prefix)) for info in listed]
+    prefix = settings.output_prefix
+    listed = await store.list_objects(settings.output_bucket, listing_prefix(prefix))
     return (
-        [info for info, key in relative if _FORECAST_FILE.fullmatch(key)],
-        [info for info, key in relative if _PRODUCT_RECORD.fullmatch(key)],
+        [info for info in listed if is_forecast_key(prefix, info.key)],
+        [info for info in listed if is_product_record_key(prefix, info.key)],
     )
 
 

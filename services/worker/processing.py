@@ -26,7 +26,6 @@ to one S3 read per product.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -38,12 +37,11 @@ from rnr.core.errors import PermanentError, TransientError
 from rnr.core.logging import log_context
 from rnr.hydro.forecast import RfcForecast, Skipped, SkipReason
 from rnr.hydro.hml import Sites, extract_lids
-from rnr.hydro.muskingum_cunge import DT_S
-from rnr.hydro.replace_and_route import route_forecast
 from rnr.hydro.segments import NetworkIndex, ReachNotFound, Segment
-from rnr.hydro_io.netcdf import ForecastAttributes, output_key, write_forecast_netcdf
+from rnr.hydro_io.routed_forecast import route_to_netcdf
 from rnr.messaging.consumer import Delivery, Handled
 from rnr.messaging.models import ProductMessage
+from rnr.storage.output_layout import output_key, product_record_key
 from rnr.storage.s3 import ObjectStore
 from rnr.upstream.http import UpstreamGarbled
 from rnr.upstream.nwps import NwpsClient
@@ -64,11 +62,6 @@ class GaugesFailed(TransientError):
 
 class UnroutableForecast(PermanentError):
     """Routing or encoding refused a forecast that passed the gate; the reason says why."""
-
-
-def product_record_key(prefix: str, product: ProductMessage) -> str:
-    day = product.issuance_time.astimezone(dt.UTC).strftime("%Y/%m/%d")
-    return f"{prefix}/products/{day}/{product.id}.json"
 
 
 @dataclass(frozen=True)
@@ -143,12 +136,12 @@ class ReplaceAndRouteProcessor:
         self._gauges.labels("routed", "")
         for reason in SkipReason:
             self._gauges.labels("skipped", reason.value)
-        for reason in ("transient", "bug"):
-            self._gauges.labels("failed", reason)
+        for failure in ("transient", "bug"):
+            self._gauges.labels("failed", failure)
 
     async def __call__(self, delivery: Delivery) -> Handled:
         product = delivery.product
-        key = product_record_key(self._prefix, product)
+        key = product_record_key(self._prefix, product.id, product.issuance_time)
         existing = await self._store.get_bytes_if_exists(self._bucket, key)
         if existing is not None and _records_product(existing, product):
             logger.info(
@@ -274,22 +267,9 @@ class ReplaceAndRouteProcessor:
                 values (a ``ValueError`` or arithmetic error on this input).
         """
         try:
-            result = route_forecast(
-                segment.parameters,
-                segment.downstream,
-                forecast.valid_times,
-                forecast.flow_m3_s,
-                forecast.initial_flow_m3_s,
-            )
-            return write_forecast_netcdf(
-                result,
-                feature_ids=segment.feature_ids,
-                t0=forecast.t0,
-                dt_s=DT_S,
-                attributes=ForecastAttributes.of(
-                    forecast, segment, issuance_time=product.issuance_time, product_id=product.id
-                ),
-            )
+            return route_to_netcdf(
+                forecast, segment, issuance_time=product.issuance_time, product_id=product.id
+            ).netcdf
         except (ValueError, ArithmeticError) as exc:
             raise UnroutableForecast(f"the forecast cannot be routed: {exc}") from exc
 

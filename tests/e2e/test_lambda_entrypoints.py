@@ -107,11 +107,15 @@ def test_producer_entry_point_wakes_the_autoscaler_after_a_run_that_published(
 
 
 def test_producer_entry_point_reads_broker_credentials_from_secrets_manager(
-    producer_env: dict[str, str], moto_endpoint: str, unique: str, replay: Replay
+    producer_env: dict[str, str],
+    broker: BrokerFixture,
+    moto_endpoint: str,
+    unique: str,
+    replay: Replay,
 ) -> None:
-    arn = broker_secret(moto_endpoint, f"rnr/test/{unique}")
+    arn = broker_secret(moto_endpoint, f"rnr/test/{unique}", broker)
     env = {k: v for k, v in producer_env.items() if k != "RABBITMQ_URL"}
-    env |= {"RABBITMQ_ENDPOINT": "amqp://127.0.0.1:5672", "RABBITMQ_SECRET_ARN": arn}
+    env |= {"RABBITMQ_ENDPOINT": broker.endpoint, "RABBITMQ_SECRET_ARN": arn}
     with lambda_process("services.producer.handler.handler", env) as runtime:
         runtime.invoke({})
         outcome = runtime.outcome(INVOKE_TIMEOUT)
@@ -228,7 +232,7 @@ def test_producer_serve_beyond_loopback_runs_only_for_the_token(
         assert replay.requests() == before  # no run reached weather.gov
         answer = httpx.post(
             f"{service.url}/invoke",
-            json={"source": "rnr.local.scheduler"},
+            json={"source": "devstack.local.scheduler"},
             headers={"Authorization": f"Bearer {INVOKE_TOKEN}"},
             timeout=INVOKE_TIMEOUT,
         )

@@ -7,13 +7,14 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aio_pika
 import boto3
 import pytest
 
+from devstack.brokers import RabbitMQNode
 from rnr.hydro.hml import extract_lids
 from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import declare_topology
@@ -125,22 +126,31 @@ def outputs(s3, bucket: str, prefix: str = "replace_and_route/products/") -> dic
     return versions
 
 
-def queue_depth(broker: BrokerFixture, queue: str) -> int:
-    finished = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for line in finished.stdout.splitlines():
-        name, _, count = line.partition("\t")
-        if name == queue:
-            return int(count)
-    raise AssertionError(f"queue {queue} not found")
+@pytest.fixture
+def queue_depth(rabbitmq_node: RabbitMQNode) -> Callable[[str], int]:
+    """Ready plus unacknowledged messages of a queue, as the session's node counts them
+    (``rabbitmqctl -n <node> list_queues``: at once, unlike the management API)."""
+
+    def depth(queue: str) -> int:
+        listed = rabbitmq_node.ctl("list_queues", "--no-table-headers", "name", "messages")
+        for line in listed.splitlines():
+            name, _, count = line.partition("\t")
+            if name == queue:
+                return int(count)
+        raise AssertionError(f"queue {queue} not found")
+
+    return depth
 
 
 def test_products_flow_from_producer_through_worker_to_s3(
-    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    queue_depth: Callable[[str], int],
 ) -> None:
     start_worker(services, service_env, tmp_path)
     summary = run_producer(service_env)
@@ -159,7 +169,7 @@ def test_products_flow_from_producer_through_worker_to_s3(
     assert run_producer(service_env)["duplicate"] == len(listing)
     time.sleep(1)
     assert set(outputs(s3, bucket).values()) == {1}
-    assert queue_depth(broker, broker.topology().dead_letter_queue) == 0
+    assert queue_depth(broker.topology().dead_letter_queue) == 0
 
 
 def worker_busy_with_slow_message(
@@ -182,7 +192,14 @@ def worker_busy_with_slow_message(
 
 
 def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
-    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    queue_depth: Callable[[str], int],
 ) -> None:
     # The first fetch of the product's text hangs long enough to kill the worker.
     first = worker_busy_with_slow_message(
@@ -200,12 +217,19 @@ def test_worker_killed_mid_message_redelivers_and_writes_exactly_once(
     assert forecasts  # the product's flooding gauges were routed...
     assert set(forecasts.values()) == {1}  # ...and each forecast written once
     assert second.metric('rnr_worker_messages_total{outcome="acked"}') == 1
-    assert queue_depth(broker, broker.queue) == 0
-    assert queue_depth(broker, broker.topology().dead_letter_queue) == 0
+    assert queue_depth(broker.queue) == 0
+    assert queue_depth(broker.topology().dead_letter_queue) == 0
 
 
 def test_sigterm_finishes_in_flight_work_and_exits_zero(
-    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    queue_depth: Callable[[str], int],
 ) -> None:
     worker = worker_busy_with_slow_message(
         services, service_env, tmp_path, replay, broker, delay_seconds=2
@@ -215,7 +239,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(
     assert worker.wait(timeout=30) == 0
     assert time.monotonic() - started < 30
     assert len(outputs(s3, bucket)) == 1
-    assert queue_depth(broker, broker.queue) == 0
+    assert queue_depth(broker.queue) == 0
 
 
 def test_readyz_turns_503_at_sigterm_and_answers_until_the_drain_ends(
@@ -245,6 +269,7 @@ def test_sigterm_during_start_up_exits_zero_and_takes_no_message(
     s3,
     bucket: str,
     broker: BrokerFixture,
+    queue_depth: Callable[[str], int],
     after_seconds: float,
 ) -> None:
     """During the imports (-15 before the fix), or while loading the hydrofabric or
@@ -258,7 +283,7 @@ def test_sigterm_during_start_up_exits_zero_and_takes_no_message(
     assert worker.wait(timeout=30) == 0
     assert "consuming" not in [line.get("message") for line in log_lines(worker)]
     assert outputs(s3, bucket) == {}
-    wait_until(lambda: queue_depth(broker, broker.queue) == 1, timeout=10, what="untouched")
+    wait_until(lambda: queue_depth(broker.queue) == 1, timeout=10, what="untouched")
 
 
 def log_lines(service: ServiceProcess) -> list[dict]:
@@ -272,7 +297,14 @@ def log_lines(service: ServiceProcess) -> list[dict]:
 
 
 def test_sigterm_requeues_work_that_outlasts_the_drain_time(
-    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    queue_depth: Callable[[str], int],
 ) -> None:
     worker = worker_busy_with_slow_message(
         services,
@@ -288,7 +320,7 @@ def test_sigterm_requeues_work_that_outlasts_the_drain_time(
     assert worker.wait(timeout=30) == 0
     assert time.monotonic() - started < 15
     assert outputs(s3, bucket) == {}
-    wait_until(lambda: queue_depth(broker, broker.queue) == 1, timeout=10, what="requeued")
+    wait_until(lambda: queue_depth(broker.queue) == 1, timeout=10, what="requeued")
 
 
 def test_worker_holds_scale_in_protection_only_while_a_message_is_in_flight(
@@ -311,21 +343,23 @@ def test_worker_holds_scale_in_protection_only_while_a_message_is_in_flight(
         assert worker.metric("rnr_worker_scale_in_protected") == 0
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
 def test_readyz_is_503_while_rabbitmq_is_down_and_recovers_by_itself(
-    service_env, services, tmp_path, replay: Replay, s3, bucket: str, broker: BrokerFixture
+    service_env,
+    services,
+    tmp_path,
+    replay: Replay,
+    s3,
+    bucket: str,
+    broker: BrokerFixture,
+    rabbitmq_node: RabbitMQNode,
 ) -> None:
     worker = start_worker(services, service_env, tmp_path)
     try:
-        rabbitmqctl("stop_app")
+        rabbitmq_node.stop_app()  # the session's own node: never a broker on 5672
         wait_until(lambda: worker.status("/readyz") == 503, timeout=30, what="readyz 503")
         assert worker.status("/healthz") == 200
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        rabbitmq_node.start_app()
     wait_until(lambda: worker.status("/readyz") == 200, timeout=90, what="readyz back to 200")
     # The restored consumer really consumes.
     [product] = replay.add_products(1)

@@ -147,7 +147,7 @@ async def fill(broker: BrokerFixture, count: int) -> None:
             await declared.exchange.publish(
                 aio_pika.Message(b"{}", message_id=str(i)), routing_key=broker.queue
             )
-    await management_shows(broker.queue, ready=count)
+    await management_shows(broker, broker.queue, ready=count)
 
 
 async def purge(broker: BrokerFixture) -> None:
@@ -155,7 +155,7 @@ async def purge(broker: BrokerFixture) -> None:
     async with connection:
         channel = await connection.channel()
         await (await channel.get_queue(broker.queue)).purge()
-    await management_shows(broker.queue, ready=0)
+    await management_shows(broker, broker.queue, ready=0)
 
 
 def autoscaler_env(

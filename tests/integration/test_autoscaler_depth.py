@@ -23,18 +23,7 @@ from rnr.messaging.topology import Topology, declare_topology
 from rnr.storage.aws import AwsClients
 from rnr.storage.secrets import SecretCache
 from tests.support.broker import BrokerFixture, broker_secret
-from tests.support.servers import free_port, tcp_reachable
-
-MANAGEMENT = "http://127.0.0.1:15672"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def management_plugin() -> None:
-    if not tcp_reachable("127.0.0.1", 15672):
-        pytest.fail(
-            "the RabbitMQ management API is not on 127.0.0.1:15672; enable it: "
-            "rabbitmq-plugins enable rabbitmq_management (.ci/run does)"
-        )
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -116,7 +105,7 @@ async def test_management_api_counts_ready_unacked_busy_tasks_and_dead_letters(
 
         await queue.consume(hold)
         settings = broker_settings(broker)
-        reader = QueueDepthReader(settings, None, session, MANAGEMENT)
+        reader = QueueDepthReader(settings, None, session, broker.management_url)
         reading = await reading_until(
             reader.read, lambda r: (r.work.ready, r.work.unacked, r.dead_letter.ready) == (4, 3, 2)
         )
@@ -144,20 +133,25 @@ async def test_an_idle_consumer_is_not_a_busy_task(
             return None
 
         await (await channel.get_queue(topology.queue)).consume(ignore)
-        reader = QueueDepthReader(broker_settings(broker), None, session, MANAGEMENT)
+        reader = QueueDepthReader(broker_settings(broker), None, session, broker.management_url)
         reading = await reading_until(reader.read, lambda r: r.work.consumers == 1)
     assert (reading.work.consumers, reading.work.messages, reading.busy_tasks) == (1, 0, 0)
 
 
 @pytest.fixture
-async def slash_vhost(unique: str, session: aiohttp.ClientSession) -> AsyncIterator[str]:
+async def slash_vhost(
+    broker: BrokerFixture, unique: str, session: aiohttp.ClientSession
+) -> AsyncIterator[str]:
     """A virtual host whose name holds a slash: it only works if URL-encoded (%2F)."""
     name = f"rnr/test-{unique}"
-    auth = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
-    path = f"{MANAGEMENT}/api/vhosts/{quote(name, safe='')}"
+    username, _ = broker.credentials
+    auth = {"Authorization": aiohttp.encode_basic_auth(*broker.credentials)}
+    path = f"{broker.management_url}/api/vhosts/{quote(name, safe='')}"
     async with session.put(path, headers=auth) as answer:
         assert answer.status in (201, 204), await answer.text()
-    permissions = f"{MANAGEMENT}/api/permissions/{quote(name, safe='')}/guest"
+    permissions = (
+        f"{broker.management_url}/api/permissions/{quote(name, safe='')}/{quote(username)}"
+    )
     body = {"configure": ".*", "write": ".*", "read": ".*"}
     async with session.put(permissions, headers=auth, json=body) as answer:
         assert answer.status in (201, 204), await answer.text()
@@ -169,9 +163,10 @@ async def slash_vhost(unique: str, session: aiohttp.ClientSession) -> AsyncItera
 async def test_a_vhost_with_a_slash_is_url_encoded(
     broker: BrokerFixture, slash_vhost: str, session: aiohttp.ClientSession
 ) -> None:
-    url = f"amqp://guest:guest@127.0.0.1:5672/{quote(slash_vhost, safe='')}"
+    url = broker.url_for(slash_vhost)
     await publish(url, broker.topology(), 5)
-    reader = QueueDepthReader(broker_settings(broker, RABBITMQ_URL=url), None, session, MANAGEMENT)
+    settings = broker_settings(broker, RABBITMQ_URL=url)
+    reader = QueueDepthReader(settings, None, session, broker.management_url)
     reading = await reading_until(reader.read, lambda r: r.work.ready == 5)
     assert (reading.source, reading.work.ready, reading.work.unacked) == ("management_api", 5, 0)
 
@@ -179,19 +174,20 @@ async def test_a_vhost_with_a_slash_is_url_encoded(
 async def test_credentials_come_from_the_broker_secret(
     broker: BrokerFixture, moto_endpoint: str, unique: str, session: aiohttp.ClientSession
 ) -> None:
-    arn = broker_secret(moto_endpoint, f"rnr/test/mgmt-{unique}")
+    arn = broker_secret(moto_endpoint, f"rnr/test/mgmt-{unique}", broker)
     await publish(broker.url, broker.topology(), 3)
     env = {k: v for k, v in broker.env().items() if k != "RABBITMQ_URL"}
     values = {k.lower(): v for k, v in env.items()} | {
-        "rabbitmq_endpoint": "amqp://127.0.0.1:5672",
+        "rabbitmq_endpoint": broker.endpoint,
         "rabbitmq_secret_arn": arn,
         "rabbitmq_queue_type": "quorum",
     }
     settings = BrokerSettings(**values)
     cache = SecretCache(AwsClients(AwsSettings(aws_endpoint_url=moto_endpoint)))
-    derived = management_url(settings, None)
-    assert derived == MANAGEMENT
-    reader = QueueDepthReader(settings, cache, session, derived)
+    # Derived from the endpoint's host; the session's own node serves it on another port.
+    host = broker.endpoint.split("://")[1].rsplit(":", 1)[0]
+    assert management_url(settings, None) == f"http://{host}:15672"
+    reader = QueueDepthReader(settings, cache, session, broker.management_url)
     reading = await reading_until(reader.read, lambda r: r.work.ready == 3)
     assert (reading.source, reading.work.ready) == ("management_api", 3)
 
@@ -210,19 +206,22 @@ async def test_falls_back_to_a_passive_declare_when_the_api_is_unreachable(
 
 
 @pytest.fixture
-async def amqp_only_user(unique: str, session: aiohttp.ClientSession) -> AsyncIterator[str]:
+async def amqp_only_user(
+    broker: BrokerFixture, unique: str, session: aiohttp.ClientSession
+) -> AsyncIterator[str]:
     """A user that may use AMQP but has no management tag: the API answers it 401."""
     name, auth = (
         f"rnr-amqp-{unique}",
-        {"Authorization": aiohttp.encode_basic_auth("guest", "guest")},
+        {"Authorization": aiohttp.encode_basic_auth(*broker.credentials)},
     )
-    user = f"{MANAGEMENT}/api/users/{name}"
+    user = f"{broker.management_url}/api/users/{name}"
     async with session.put(user, headers=auth, json={"password": "pw", "tags": ""}) as answer:
         assert answer.status in (201, 204), await answer.text()
     body = {"configure": ".*", "write": ".*", "read": ".*"}
-    async with session.put(f"{MANAGEMENT}/api/permissions/%2F/{name}", headers=auth, json=body):
+    permissions = f"{broker.management_url}/api/permissions/%2F/{name}"
+    async with session.put(permissions, headers=auth, json=body):
         pass
-    yield f"amqp://{name}:pw@127.0.0.1:5672/"
+    yield broker.url_for(username=name, password="pw")
     async with session.delete(user, headers=auth):
         pass
 
@@ -232,7 +231,7 @@ async def test_falls_back_when_the_api_refuses_the_credentials(
 ) -> None:
     await publish(broker.url, broker.topology(), 2)
     settings = broker_settings(broker, RABBITMQ_URL=amqp_only_user)
-    reading = await QueueDepthReader(settings, None, session, MANAGEMENT).read()
+    reading = await QueueDepthReader(settings, None, session, broker.management_url).read()
     assert reading.source == "amqp_passive_declare"
     assert "answered 401" in (reading.fallback_reason or "")
     assert (reading.work.ready, reading.work.unacked) == (2, None)

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from devstack import SAMPLE_HYDROFABRIC
 from rnr.hydro.segments import NetworkIndex
 from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
-from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
 from services.postproc import postproc
 from services.postproc.settings import PostprocSettings
 from tests.conftest import Replay

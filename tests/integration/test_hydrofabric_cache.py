@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 import aioboto3
@@ -61,3 +63,17 @@ async def test_missing_hydrofabric_is_a_configuration_error_naming_it(
         await fetch(moto_endpoint, bucket, "nowhere/conus.gpkg", tmp_path)
     with pytest.raises(ConfigurationError, match=r"no <layer>\.parquet objects"):
         await fetch(moto_endpoint, bucket, "nowhere", tmp_path)
+
+
+async def test_two_workers_sharing_a_cache_can_download_at_once(
+    s3, moto_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    """Each download writes its own partial file: neither renames the other's away."""
+    body = b"x" * (3 * 1024 * 1024)
+    s3.put_object(Bucket=bucket, Key="hf/conus.gpkg", Body=body)
+    paths = await asyncio.gather(
+        *(fetch(moto_endpoint, bucket, "hf/conus.gpkg", tmp_path) for _ in range(4))
+    )
+    assert {path.read_bytes() == body for path in paths} == {True}
+    leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+    assert not leftovers

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from rnr.hydro.inherited import CFS_PER_CMS
 from rnr.hydro.muskingum_cunge import RoutingResult
-from rnr.hydro_io.netcdf import output_key, write_forecast_netcdf
+from rnr.hydro_io.netcdf import write_forecast_netcdf
+from rnr.storage.output_layout import output_key
 from services.postproc import postproc
 from services.postproc.settings import PostprocSettings
 from tests.support.forecasts import GAUGES, HPDT2_ATTRIBUTES, forecast_file, sample_segment

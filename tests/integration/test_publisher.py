@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
 
 import aio_pika
 import pytest
 
+from devstack.brokers import RabbitMQNode
 from rnr.messaging.errors import UnroutableMessage
 from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import declare_topology
@@ -66,20 +66,15 @@ async def test_topology_declaration_is_idempotent(broker: BrokerFixture) -> None
 
 
 async def test_auto_queue_type_declares_quorum_queues_on_this_broker(
-    broker: BrokerFixture,
+    broker: BrokerFixture, rabbitmq_node: RabbitMQNode
 ) -> None:
     topology = dataclasses.replace(broker.topology(), queue_type="auto")
     connection = await aio_pika.connect(broker.url)
     async with connection:
         await declare_topology(await connection.channel(), topology)
-    finished = await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "type"],
-        capture_output=True,
-        text=True,
-        check=True,
+    listed = await asyncio.to_thread(
+        rabbitmq_node.ctl, "list_queues", "--no-table-headers", "name", "type"
     )
-    listed = finished.stdout
     types = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
     assert types[broker.queue] == "quorum"
     assert types[topology.dead_letter_queue] == "quorum"

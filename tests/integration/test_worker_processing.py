@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from devstack import SAMPLE_HYDROFABRIC
 from rnr.hydro.hml import extract_lids
 from rnr.hydro.segments import NetworkIndex, Segment
 from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
-from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
 from rnr.messaging.consumer import Handled
 from services.worker.processing import GaugesFailed
 from tests.conftest import Replay

@@ -1,6 +1,7 @@
 """The Dockerfile: hadolint clean, each image's entry command resolves to an importable
-handler or module, the Terraform runs the same commands, and each Lambda image installs
-what its service imports.
+handler or module, the Terraform runs the same commands, each Lambda image installs
+what its service imports, and no image that runs in AWS contains the development
+stand-ins (devstack/).
 
 No Docker engine runs here, so the images are never built; the Dockerfile is parsed
 (tests/unit/test_compose.py's parser) and its commands resolved in this interpreter,
@@ -16,10 +17,12 @@ import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import setuptools
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO_ROOT
@@ -270,3 +273,71 @@ def test_each_lambda_requirement_is_pinned_by_the_constraints(service: str) -> N
 def test_the_import_scan_follows_project_modules_into_function_bodies() -> None:
     # The worker's routing stack is imported by rnr modules, some inside functions.
     assert {"numba", "netCDF4", "pyarrow"} <= third_party_imports(["services.worker.__main__"])
+
+
+# ------------------------------------------------------------- no devstack in AWS images
+
+
+def context_copies() -> dict[str, tuple[str | None, list[str], list[str]]]:
+    """Per stage: its parent stage, what it copies from the build context, and the stages
+    it copies from (``COPY --from=``)."""
+    stages: dict[str, tuple[str | None, list[str], list[str]]] = {}
+    current: str | None = None
+    for keyword, args in dockerfile_instructions(DOCKERFILE.read_text()):
+        if keyword == "FROM":
+            match = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", args, re.I)
+            assert match, args
+            base, current = match.group(1), match.group(2) or f"stage{len(stages)}"
+            stages[current] = (base if base in stages else None, [], [])
+        elif keyword in {"COPY", "ADD"} and current is not None:
+            words = args.split()
+            flags = [word for word in words if word.startswith("--")]
+            paths = [word for word in words if not word.startswith("--")]
+            origin = [flag.split("=", 1)[1] for flag in flags if flag.startswith("--from=")]
+            if origin:
+                stages[current][2].append(origin[0])
+            else:
+                stages[current][1].extend(paths[:-1])  # the last one is the destination
+    return stages
+
+
+def build_context_sources(target: str) -> set[str]:
+    """Every build-context path that reaches ``target``'s image, through its parents and
+    the stages it copies from."""
+    stages = context_copies()
+    sources: set[str] = set()
+    pending, seen = [target], set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in stages:
+            continue
+        seen.add(name)
+        parent, copied, origins = stages[name]
+        sources.update(copied)
+        pending.extend([*origins, *([parent] if parent else [])])
+    return sources
+
+
+def carries_devstack(source: str) -> bool:
+    # "." or a wildcard would take devstack/ too: .dockerignore does not exclude it.
+    return source.rstrip("/") in {".", "./", "*"} or source.lstrip("./").startswith("devstack")
+
+
+@pytest.mark.parametrize("target", AWS_IMAGES)
+def test_no_image_that_runs_in_aws_contains_devstack(target: str) -> None:
+    sources = build_context_sources(target)
+    assert {"rnr", "services"} <= {source.rstrip("/") for source in sources}, sources
+    assert not [source for source in sources if carries_devstack(source)], sources
+
+
+def test_the_local_tools_image_carries_devstack_and_runs_it() -> None:
+    assert any(carries_devstack(source) for source in build_context_sources("tools"))
+    assert entry_argv("tools")[:3] == ["python", "-m", "devstack.replay"]
+
+
+def test_the_wheel_the_images_install_leaves_out_devstack() -> None:
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = setuptools.find_packages(where=str(REPO_ROOT), **config["packages"]["find"])
+    assert {"rnr", "rnr.core", "rnr.hydro_io", "services", "services.worker"} <= set(packages)
+    assert {package.split(".")[0] for package in packages} == {"rnr", "services"}
+    assert not any("devstack" in key for key in config.get("package-data", {}))

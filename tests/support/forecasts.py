@@ -13,11 +13,13 @@ from functools import cache
 
 import numpy as np
 
+from devstack import SAMPLE_HYDROFABRIC
+from rnr.hydro.forecast_file import ForecastAttributes
 from rnr.hydro.muskingum_cunge import RoutingResult
 from rnr.hydro.segments import NetworkIndex, Segment
 from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
-from rnr.hydro_io.netcdf import ForecastAttributes, output_key, write_forecast_netcdf
-from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
+from rnr.hydro_io.netcdf import write_forecast_netcdf
+from rnr.storage.output_layout import output_key
 
 HOURS = 24
 STEPS_PER_HOUR = 12  # dt 300 s

@@ -1,5 +1,5 @@
 """Waiting for the RabbitMQ management API's figures, which the broker refreshes every
-few seconds (``collect_statistics_interval``)."""
+few seconds (``collect_statistics_interval``: 1 s on the session's own node)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from urllib.parse import quote
 
 import aiohttp
 
-MANAGEMENT_URL = "http://127.0.0.1:15672"
+from tests.support.broker import BrokerFixture
 
 
-async def management_shows(queue: str, *, ready: int, within: float = 30, vhost: str = "/") -> None:
+async def management_shows(
+    broker: BrokerFixture, queue: str, *, ready: int, within: float = 30, vhost: str = "/"
+) -> None:
     """Return once the API reports ``ready`` messages in ``queue``; fail after ``within``."""
-    url = f"{MANAGEMENT_URL}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
-    headers = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
+    url = f"{broker.management_url}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
+    headers = {"Authorization": aiohttp.encode_basic_auth(*broker.credentials)}
     deadline = time.monotonic() + within
     seen = None
     async with aiohttp.ClientSession(headers=headers) as session:

@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry
 from rnr.hydro.segments import NetworkIndex
 from rnr.messaging.consumer import Delivery, Handled
 from rnr.messaging.models import ProductMessage
+from rnr.storage.output_layout import product_record_key
 from rnr.storage.s3 import ObjectStore
 from rnr.upstream.http import UpstreamClient
 from rnr.upstream.nwps import NwpsClient
 from rnr.upstream.nws import NwsClient
-from services.worker.processing import ReplaceAndRouteProcessor, product_record_key
+from services.worker.processing import ReplaceAndRouteProcessor
 from tests.conftest import Replay
 
 PREFIX = "replace_and_route"
@@ -36,7 +37,7 @@ class Worker:
 
     async def record(self, product: ProductMessage) -> dict:
         answer = await self.s3.get_object(  # type: ignore[attr-defined]
-            Bucket=self.bucket, Key=product_record_key(PREFIX, product)
+            Bucket=self.bucket, Key=product_record_key(PREFIX, product.id, product.issuance_time)
         )
         async with answer["Body"] as body:
             return json.loads(await body.read())

@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+CI_RUN = REPO_ROOT / ".ci" / "run"
 
 FULL_SHA = re.compile(r"[0-9a-f]{40}")
 EXACT_VERSION = re.compile(r"v\d+\.\d+\.\d+")
@@ -72,28 +72,33 @@ def test_lint_job_runs_make_lint_on_python_3_11(workflow: dict[Any, Any]) -> Non
     assert re.search(r"^make lint\b", runs(lint), re.M)
 
 
-def test_test_job_runs_make_test_against_rabbitmq_and_redis(workflow: dict[Any, Any]) -> None:
+def test_test_job_runs_make_test_with_the_server_packages_installed(
+    workflow: dict[Any, Any],
+) -> None:
     test = workflow["jobs"]["test"]
     assert re.search(r"^make test\b", runs(test), re.M)
     setup = [s for s in steps(test) if s.get("uses", "").startswith("actions/setup-python@")]
     assert setup and str(setup[0]["with"]["python-version"]) == "3.11"
+    # The tests start their own servers from the packages: no service containers, whose
+    # broker on 5672 the tests would share (and whose app a test would stop).
+    assert "services" not in test
+    install = step_named(test, "server packages")["run"]
+    assert "apt-get install" in install
+    assert {"rabbitmq-server", "redis-server"} <= set(install.split())
+    steps_run = [step.get("run", "") for step in steps(test)]
+    assert steps_run.index(install) < next(
+        i for i, text in enumerate(steps_run) if text.startswith("make test")
+    )
 
-    services = test["services"]
-    rabbitmq, redis = services["rabbitmq"], services["redis"]
-    assert re.fullmatch(r"rabbitmq:3\.13(\.\d+)?-management", rabbitmq["image"])
-    assert {"5672:5672", "15672:15672"} <= {str(port) for port in rabbitmq["ports"]}
-    assert "--health-cmd" in rabbitmq["options"]
-    assert "rabbitmq-diagnostics" in rabbitmq["options"]
-    assert re.fullmatch(r"redis:7\.2(\.\d+)?-alpine", redis["image"])
-    assert "6379:6379" in {str(port) for port in redis["ports"]}
-    assert "redis-cli ping" in redis["options"]
 
-
-def test_service_containers_match_the_compose_images(workflow: dict[Any, Any]) -> None:
-    compose = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    services = workflow["jobs"]["test"]["services"]
-    for name in ("rabbitmq", "redis"):
-        assert services[name]["image"] == compose[name]["image"], name
+def test_ci_run_installs_the_same_server_packages_and_starts_no_server() -> None:
+    script = CI_RUN.read_text()
+    assert "rabbitmq-server" in script and "redis-server" in script
+    assert "apt-get install" in script
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    for starts_or_configures in ("-detached", "--daemonize", "rabbitmq-plugins", "rabbitmqctl"):
+        assert starts_or_configures not in code, starts_or_configures
+    assert re.search(r"^make test$", script, re.M)
 
 
 def step_named(job: dict[str, Any], words: str) -> dict[str, Any]:
@@ -131,44 +136,16 @@ def test_the_shared_conformance_folder_is_optional(
     assert github_env.read_text() == expected
 
 
-def test_the_tests_get_a_rabbitmqctl_that_runs_in_the_service_container(
-    workflow: dict[Any, Any], tmp_path: Path
-) -> None:
-    uses_rabbitmqctl = any(
-        "rabbitmqctl" in path.read_text() for path in (REPO_ROOT / "tests").rglob("test_*.py")
-    )
-    step = step_named(workflow["jobs"]["test"], "rabbitmqctl")
-    if not uses_rabbitmqctl:
-        return
-    assert step["env"]["RABBITMQ_CONTAINER"] == "${{ job.services.rabbitmq.id }}"
-    # A stand-in `docker` records what the wrapper asks of it.
-    fake_bin, runner_temp = tmp_path / "fake-bin", tmp_path / "runner-temp"
-    fake_bin.mkdir()
-    runner_temp.mkdir()
-    calls = tmp_path / "docker-calls"
-    docker = fake_bin / "docker"
-    docker.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    docker.chmod(0o755)
-    github_path = tmp_path / "github_path"
-    github_path.touch()
-    env = {
-        "RABBITMQ_CONTAINER": "abc123",
-        "RUNNER_TEMP": str(runner_temp),
-        "GITHUB_PATH": str(github_path),
-    }
-    run_step(step, tmp_path, {**env, "PATH": f"{fake_bin}:{os.environ['PATH']}"})
-    added = github_path.read_text().strip()
-    wrapper = Path(added) / "rabbitmqctl"
-    subprocess.run(
-        [str(wrapper), "list_queues", "-q", "name messages"],
-        env={"PATH": f"{fake_bin}:{os.environ['PATH']}"},
-        check=True,
-        timeout=30,
-    )
-    assert calls.read_text().splitlines() == [
-        "exec abc123 rabbitmqctl await_startup",
-        "exec abc123 rabbitmqctl list_queues -q name messages",
+def test_no_test_runs_the_machines_rabbitmqctl() -> None:
+    # rabbitmqctl without -n talks to the machine's default node (a developer's own
+    # broker): the tests reach their node through devstack.brokers.RabbitMQNode.ctl.
+    bare = re.compile(r"""\[\s*["']rabbitmqctl["']""")
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for path in (REPO_ROOT / "tests").rglob("*.py")
+        if path != Path(__file__) and bare.search(path.read_text())
     ]
+    assert offenders == []
 
 
 def test_every_action_is_pinned_to_a_full_sha_with_its_version_or_an_exact_tag() -> None:

@@ -45,27 +45,27 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from devstack.local.scheduler import parse_targets
 from rnr.core import settings as core_settings
-from rnr.local.scheduler import parse_targets
-from tests.conftest import RABBITMQ_URL, REDIS_URL, REPO_ROOT
+from tests.conftest import REPO_ROOT
 from tests.support.servers import free_port, http_ok, wait_until
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
-# The commands the local runner (rnr/local/run.py) and the end-to-end tests start,
+# The commands the local runner (devstack/local/run.py) and the end-to-end tests start,
 # without their --host/--port arguments. Compose must run these and nothing else.
 TESTED_COMMANDS = {
-    ("python", "-m", "rnr.replay"),
-    ("python", "-m", "rnr.local.bootstrap"),
-    ("python", "-m", "rnr.local.scheduler"),
+    ("python", "-m", "devstack.replay"),
+    ("python", "-m", "devstack.local.bootstrap"),
+    ("python", "-m", "devstack.local.scheduler"),
     ("python", "-m", "services.worker"),
     ("python", "-m", "services.producer", "serve"),
     ("python", "-m", "services.autoscaler", "serve"),
     ("python", "-m", "services.postproc", "serve"),
 }
 
-# Variables the local tools read themselves (rnr/local/*.py, rnr/replay/__main__.py),
+# Variables the local tools read themselves (devstack/local/*.py, devstack/replay/__main__.py),
 # plus the AWS SDK's credentials, which no settings class holds.
 LOCAL_TOOL_VARIABLES = {
     "INPUT_BUCKET",
@@ -86,7 +86,9 @@ THIRD_PARTY_VARIABLES = {
 }
 
 # The settings class of each command that is not a service with a settings module.
-TOOL_SETTINGS: dict[str, type[BaseSettings]] = {"rnr.local.bootstrap": core_settings.AwsSettings}
+TOOL_SETTINGS: dict[str, type[BaseSettings]] = {
+    "devstack.local.bootstrap": core_settings.AwsSettings
+}
 
 # The Dockerfile targets compose builds: one image per service, as in AWS, plus tools.
 LAMBDA_TARGETS = {"producer", "autoscaler", "postproc"}
@@ -421,8 +423,8 @@ def test_local_tool_variables_are_the_ones_the_tools_read() -> None:
     sources = "".join(
         path.read_text()
         for path in [
-            *(REPO_ROOT / "rnr" / "local").glob("*.py"),
-            REPO_ROOT / "rnr/replay/__main__.py",
+            *(REPO_ROOT / "devstack" / "local").glob("*.py"),
+            REPO_ROOT / "devstack/replay/__main__.py",
         ]
     )
     for name in LOCAL_TOOL_VARIABLES:
@@ -541,7 +543,7 @@ def test_bootstrap_gets_its_buckets_and_the_broker_secret() -> None:
 
 def test_compose_runs_only_commands_the_tests_run() -> None:
     stages = dockerfile_stages(DOCKERFILE.read_text())
-    run_py = (REPO_ROOT / "rnr" / "local" / "run.py").read_text()
+    run_py = (REPO_ROOT / "devstack" / "local" / "run.py").read_text()
     for command in TESTED_COMMANDS:  # the local runner starts each of them
         module = command[2]
         short = module.removeprefix("services.")
@@ -585,10 +587,11 @@ COMPOSE_HOSTS = ("rabbitmq", "redis", "localstack", "replay", "producer", "autos
 
 
 # Local stand-ins for compose's hosts. Nothing listens on port 1: a service's
-# /healthz must answer without AWS or the upstream APIs.
+# /healthz must answer without AWS or the upstream APIs. A test whose command needs
+# RabbitMQ and Redis passes the session's own (the rabbitmq_url and redis_url fixtures).
 LOCAL_ENDPOINTS = {
-    "RABBITMQ_URL": RABBITMQ_URL,
-    "REDIS_URL": REDIS_URL,
+    "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
     "NWS_API_URL": "http://127.0.0.1:1",
     "NWPS_API_URL": "http://127.0.0.1:1/nwps/v1",
@@ -666,12 +669,20 @@ def test_the_replay_command_serves_its_health_endpoint(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", ["producer", "autoscaler", "postproc"])
-def test_each_lambda_style_service_serves_its_health_endpoint(name: str, tmp_path: Path) -> None:
+def test_each_lambda_style_service_serves_its_health_endpoint(
+    name: str, tmp_path: Path, rabbitmq_url: str, redis_url: str
+) -> None:
     spec = services()[name]
     stages = dockerfile_stages(DOCKERFILE.read_text())
     port = free_port()
     argv = local_argv(effective_argv(spec, stages), port)
-    env = local_env(environment(spec), OUTPUT_BUCKET="x" * 3, HTTP_PORT=str(port))
+    env = local_env(
+        environment(spec),
+        OUTPUT_BUCKET="x" * 3,
+        HTTP_PORT=str(port),
+        RABBITMQ_URL=rabbitmq_url,
+        REDIS_URL=redis_url,
+    )
     log = tmp_path / f"{name}.log"
     with running(argv, env, log) as process:
         wait_healthy(process, f"http://127.0.0.1:{port}/healthz", log)
@@ -802,7 +813,7 @@ def test_dockerfile_targets_default_to_their_own_commands() -> None:
     for target in LAMBDA_TARGETS:
         assert stages[target].entrypoint == ["python", "-m", "awslambdaric"]
         assert stages[target].cmd == [f"services.{target}.handler.handler"]
-    assert normalised(stages["tools"].cmd or []) == ("python", "-m", "rnr.replay")
+    assert normalised(stages["tools"].cmd or []) == ("python", "-m", "devstack.replay")
     assert "8080" in stages["worker"].exposed
 
 

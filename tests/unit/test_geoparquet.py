@@ -27,8 +27,9 @@ import pyproj
 import pytest
 import shapely
 
-import rnr.replay
-from rnr.hydro_io import make_hydrofabric as maker
+from devstack import SAMPLE_HYDROFABRIC
+from devstack import make_hydrofabric as maker
+from devstack.replay.make_fixtures import DEFAULT_FIXTURES_DIR
 from rnr.hydro_io.geoparquet import (
     BBOX_COVERING_COLUMN,
     CRS_NAME,
@@ -370,11 +371,11 @@ def _wkt_table(ids: np.ndarray, wkb: np.ndarray) -> pa.Table:
 def test_sample_hpdt2_segments_lie_in_the_brazos_basin() -> None:
     """The committed sample is synthetic, but its reach 3121538 (HPDT2) is placed in
     EPSG:5070 on the lower Brazos; written by us, it must land there in any GIS."""
-    manifest = json.loads((maker.SMALL_DIR / "manifest.json").read_text())
+    manifest = json.loads((SAMPLE_HYDROFABRIC / "manifest.json").read_text())
     assert manifest["srs"] == "EPSG:5070"
     reach = manifest["reaches"]["3121538"]
     assert reach["lid"] == "HPDT2"
-    folder = maker.SMALL_DIR / maker.PARQUET_DIR
+    folder = SAMPLE_HYDROFABRIC / maker.PARQUET_DIR
     # The sample says EPSG:5070 in its own GeoParquet metadata too.
     sample_geo = json.loads(pq.read_schema(folder / "flowpaths.parquet").metadata[b"geo"])
     sample_crs = pyproj.CRS.from_json_dict(sample_geo["columns"]["geometry"]["crs"])
@@ -411,7 +412,7 @@ def test_conformance_hpdt2_flowpaths_lie_on_the_brazos_below_the_gauge(shared_di
     _assert_in_brazos_basin(frame)
 
     # The gauge's own flowpath starts at the gauge NWPS places (the replay's fixture).
-    gauges = json.loads((Path(rnr.replay.__file__).parent / "fixtures" / "gauges.json").read_text())
+    gauges = json.loads((DEFAULT_FIXTURES_DIR / "gauges.json").read_text())
     hpdt2 = gauges["HPDT2"]
     assert hpdt2["reachId"] == "3121538"
     gauge = geopandas.GeoSeries.from_xy([hpdt2["longitude"]], [hpdt2["latitude"]], crs=4326)

@@ -23,9 +23,9 @@ from rnr.core import identifiers
 from rnr.core.errors import RnrError
 from rnr.hydro.forecast import RfcForecast, Skipped, SkipReason, prepare_forecast
 from rnr.hydro.hml import extract_lids
-from rnr.hydro_io.netcdf import output_key
 from rnr.messaging.consumer import MAX_ATTEMPT_HEADER, attempt_of, encodable_headers
 from rnr.messaging.models import ProductMessage
+from rnr.storage.output_layout import output_key
 from rnr.upstream.nwps import read_gauge, read_series
 from rnr.upstream.nws import read_listing
 

@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+from devstack import SAMPLE_HYDROFABRIC
+from devstack import make_hydrofabric as maker
 from rnr.hydro.segments import NetworkIndex
-from rnr.hydro_io import make_hydrofabric as maker
 from rnr.hydro_io.hydrofabric import (
     GeoPackageReader,
     HydrofabricSchemaError,
@@ -29,7 +30,7 @@ from rnr.hydro_io.hydrofabric import (
     strip_gpkg_header,
 )
 
-SMALL = maker.SMALL_DIR
+SMALL = SAMPLE_HYDROFABRIC
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +234,7 @@ def test_generator_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_committed_small_hydrofabric_is_what_the_generator_writes(tmp_path: Path) -> None:
-    """Regenerate with ``python -m rnr.hydro_io.make_hydrofabric`` when this fails.
+    """Regenerate with ``python -m devstack.make_hydrofabric`` when this fails.
 
     Values are compared to 1e-12 relative, not bit for bit: the generator's float math
     (numpy's vectorised log, exp and trigonometry) may differ in the last bit between

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devstack import SAMPLE_HYDROFABRIC
+from rnr.hydro.forecast_file import ForecastFile
 from rnr.hydro.inherited import (
     CFS_PER_CMS,
     MILES_PER_KM,
@@ -28,8 +30,7 @@ from rnr.hydro.inherited import (
 )
 from rnr.hydro_io.flowpaths import build_flowpath_lookup, read_flowpaths
 from rnr.hydro_io.hydrofabric import open_hydrofabric
-from rnr.hydro_io.netcdf import ForecastFile, read_forecast_netcdf
-from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
+from rnr.hydro_io.netcdf import read_forecast_netcdf
 from tests.support.forecasts import HPDT2_ATTRIBUTES, forecast_file, sample_segment
 
 UTC = dt.UTC

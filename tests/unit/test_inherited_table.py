@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+from devstack import SAMPLE_HYDROFABRIC
 from rnr.hydro.inherited import Contribution, segment_rows
 from rnr.hydro_io.flowpaths import (
     LOOKUP_ROW_GROUP_ROWS,
@@ -28,7 +29,6 @@ from rnr.hydro_io.inherited_table import (
     to_csv_bytes,
     to_table_files,
 )
-from rnr.local.bootstrap import SAMPLE_HYDROFABRIC
 from tests.support.forecasts import sample_segment
 
 UTC = dt.UTC

@@ -310,7 +310,7 @@ def test_authorization_failure(header: str | None, expected: tuple[str, str] | N
         (b"", {}),
         (b" \r\n\t", {}),
         (b"{}", {}),
-        (b'{"source": "rnr.local.scheduler"}', {"source": "rnr.local.scheduler"}),
+        (b'{"source": "devstack.local.scheduler"}', {"source": "devstack.local.scheduler"}),
         (
             '{"gauge": "Pont-l\u2019\u00c9v\u00eaque"}'.encode(),
             {"gauge": "Pont-l\u2019\u00c9v\u00eaque"},
@@ -371,18 +371,18 @@ def runs(demo: Demo) -> list[dict[str, Any]]:
 def test_invoke_runs_the_function_with_the_body_as_its_event(env: pytest.MonkeyPatch) -> None:
     demo = Demo()
     with invoke_server(demo) as url:
-        answer = httpx.post(f"{url}/invoke", json={"source": "rnr.local.scheduler"})
+        answer = httpx.post(f"{url}/invoke", json={"source": "devstack.local.scheduler"})
         empty = httpx.post(f"{url}/invoke")
     assert answer.status_code == 200, answer.text
     # Encoded as before: datetimes in ISO 8601.
     assert answer.json() == {
         "greeting": "hi",
         "at": "2025-05-05T00:00:00Z",
-        "event": {"source": "rnr.local.scheduler"},
+        "event": {"source": "devstack.local.scheduler"},
     }
     assert empty.status_code == 200
     assert empty.json()["event"] == {}
-    assert runs(demo) == [{"source": "rnr.local.scheduler"}, {}]
+    assert runs(demo) == [{"source": "devstack.local.scheduler"}, {}]
 
 
 @pytest.mark.parametrize(

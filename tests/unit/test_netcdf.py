@@ -22,16 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rnr.core.identifiers import InvalidIdentifier
+from rnr.core.version import package_version
 from rnr.hydro.muskingum_cunge import RoutingResult
-from rnr.hydro_io.netcdf import (
-    hourly_steps,
-    output_file_name,
-    output_key,
-    package_version,
-    read_forecast_netcdf,
-    write_forecast_netcdf,
-)
+from rnr.hydro_io.netcdf import hourly_steps, read_forecast_netcdf, write_forecast_netcdf
+from rnr.storage.output_layout import output_file_name
 from tests.support.forecasts import HPDT2_ATTRIBUTES
 
 UTC = dt.UTC
@@ -88,43 +82,6 @@ def schema(dataset: netCDF4.Dataset) -> dict[str, Any]:
             for name, var in dataset.variables.items()
         ],
     }
-
-
-# --- names -----------------------------------------------------------------------------
-
-
-def test_file_name_is_t0_in_utc_to_the_minute() -> None:
-    assert output_file_name(T0) == "troute_output_202505052100.nc"
-    central = dt.timezone(dt.timedelta(hours=-5))
-    assert output_file_name(dt.datetime(2025, 5, 5, 16, 0, 42, tzinfo=central)) == (
-        "troute_output_202505052100.nc"
-    )
-
-
-@pytest.mark.parametrize(
-    ("prefix", "lid", "key"),
-    [
-        ("outputs", "HPDT2", "outputs/HPDT2/troute_output_202505052100.nc"),
-        ("outputs/rnr/", "hpdt2", "outputs/rnr/HPDT2/troute_output_202505052100.nc"),
-        ("", "HPDT2", "HPDT2/troute_output_202505052100.nc"),
-    ],
-)
-def test_output_key_depends_only_on_gauge_and_t0(prefix: str, lid: str, key: str) -> None:
-    assert output_key(prefix, lid, T0) == key
-    assert output_key(prefix, lid, T0) == output_key(prefix, lid, T0.astimezone())
-
-
-@pytest.mark.parametrize(
-    "lid", ["", "  ", "HP/DT2", "HP DT2", "..", "../ESCAPED", "HPDT2/..", ".", "HPDT2\x00"]
-)
-def test_output_key_rejects_bad_lid(lid: str) -> None:
-    with pytest.raises(InvalidIdentifier, match="not an NWS location id"):
-        output_key("outputs", lid, T0)
-
-
-def test_output_key_rejects_naive_t0() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        output_key("outputs", "HPDT2", dt.datetime(2025, 5, 5, 21))
 
 
 # --- the file --------------------------------------------------------------------------

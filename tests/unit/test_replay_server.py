@@ -1,4 +1,4 @@
-"""Unit tests for the replay server (rnr.replay) and its fixture generator."""
+"""Unit tests for the replay server (devstack.replay) and its fixture generator."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.replay import make_fixtures
+from devstack.replay.server import create_app
 from rnr.hydro.hml import extract_lids
-from rnr.replay import make_fixtures
-from rnr.replay.server import create_app
 
 FIXTURES = make_fixtures.DEFAULT_FIXTURES_DIR
 ALL_LIDS = {"HPDT2", "TRKT2", "PRLL1", "ILRO2", "GDLT2", "MSRM7", "BLNT2", "NCHT2", "KNSA2"}
@@ -484,7 +484,9 @@ def test_make_fixtures_is_deterministic_and_matches_committed(tmp_path: pathlib.
     make_fixtures.write_fixtures(second)
     generated = _tree(first)
     assert generated == _tree(second)
-    assert generated == _tree(FIXTURES), "fixtures are stale: python -m rnr.replay.make_fixtures"
+    assert generated == _tree(FIXTURES), (
+        "fixtures are stale: python -m devstack.replay.make_fixtures"
+    )
     assert all(len(content) < 50_000 for content in generated.values())
 
 
@@ -510,10 +512,12 @@ def test_module_runs_as_a_server() -> None:
     port = _free_port()
     env = {**os.environ, "REPLAY_HOST": "127.0.0.1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnr.replay", "--port", str(port)],
+        [sys.executable, "-m", "devstack.replay", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
+        # devstack is not installed: it is imported from the checkout's root.
+        cwd=pathlib.Path(__file__).resolve().parents[2],
         text=True,
     )
     base = f"http://127.0.0.1:{port}"

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import rnr.analysis.route_gauge as route_gauge
-import rnr.hydro_io
-import rnr.replay
+from devstack import SAMPLE_HYDROFABRIC
+from devstack.replay.make_fixtures import DEFAULT_FIXTURES_DIR
 from rnr.analysis.route_gauge import (
     DT_S,
     EXIT_BAD_INPUT,
@@ -40,10 +40,10 @@ from rnr.hydro.replace_and_route import route_forecast
 from rnr.hydro.segments import Segment
 from tests.conftest import Replay
 
-HYDROFABRIC = Path(rnr.hydro_io.__file__).parent / "data" / "small" / "parquet"
-FIXTURES = Path(rnr.replay.__file__).parent / "fixtures"
+HYDROFABRIC = SAMPLE_HYDROFABRIC / "parquet"
+FIXTURES = DEFAULT_FIXTURES_DIR
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HPDT2_SEGMENTS = 13  # rnr/hydro_io/data/small/manifest.json, reach 3121538
+HPDT2_SEGMENTS = 13  # devstack/data/small/manifest.json, reach 3121538
 
 
 def _answers(tmp_path: Path, lid: str) -> dict[str, Path]:
@@ -243,7 +243,7 @@ def test_outputs_are_refused_outside_the_chosen_folder(tmp_path: Path) -> None:
 def test_peak_or_horizon(values: list[float], expected: tuple[int, float, bool]) -> None:
     peak = peak_or_horizon(np.array(values, dtype=np.float32))
     assert tuple(peak) == expected
-    assert (peak.index, peak.value, peak.at_horizon) == expected
+    assert (peak.step, peak.value, peak.at_horizon) == expected
 
 
 def test_peak_or_horizon_of_nothing_is_an_error() -> None:

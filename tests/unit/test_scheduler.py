@@ -1,4 +1,4 @@
-"""Unit tests for rnr.local.scheduler: parsing SCHEDULER_TARGETS and the CLI's exit codes."""
+"""Unit tests for devstack.local.scheduler: parsing SCHEDULER_TARGETS and the CLI's exit codes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rnr.local import scheduler
-from rnr.local.scheduler import Target, parse_targets
+from devstack.local import scheduler
+from devstack.local.scheduler import Target, parse_targets
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from devstack import SAMPLE_HYDROFABRIC
+from devstack import make_hydrofabric as maker
 from rnr.core.errors import PermanentError
 from rnr.hydro.muskingum_cunge import ChannelParameters, route
 from rnr.hydro.segments import (
@@ -23,7 +25,6 @@ from rnr.hydro.segments import (
     ReachNotFound,
     Segment,
 )
-from rnr.hydro_io import make_hydrofabric as maker
 from rnr.hydro_io.hydrofabric import GeoPackageReader, ParquetReader, attributes_layer
 
 HPDT2_REACH = "3121538"
@@ -169,17 +170,17 @@ def test_routing_the_extracted_segment_matches_troute(
 def small_index(request: pytest.FixtureRequest) -> Iterator[NetworkIndex]:
     if request.param == "gpkg":
         reader: GeoPackageReader | ParquetReader = GeoPackageReader(
-            maker.SMALL_DIR / maker.GPKG_NAME
+            SAMPLE_HYDROFABRIC / maker.GPKG_NAME
         )
     else:
-        reader = ParquetReader(maker.SMALL_DIR / maker.PARQUET_DIR)
+        reader = ParquetReader(SAMPLE_HYDROFABRIC / maker.PARQUET_DIR)
     yield NetworkIndex.from_reader(reader, attributes_layer(reader))
     reader.close()
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    return json.loads((maker.SMALL_DIR / maker.MANIFEST_NAME).read_text())
+    return json.loads((SAMPLE_HYDROFABRIC / maker.MANIFEST_NAME).read_text())
 
 
 def main_stem(start: int, stop: int) -> list[str]:
@@ -236,7 +237,7 @@ def test_tributary_sharing_the_main_stems_hf_mainstem_is_left_out(
     """The tributary's confluence divide holds an NHD reach of the main stem (as real
     divides do), so it passes the hf_mainstem/hf_hydroseq test; its order (2) keeps it out.
     """
-    reader = ParquetReader(maker.SMALL_DIR / maker.PARQUET_DIR)
+    reader = ParquetReader(SAMPLE_HYDROFABRIC / maker.PARQUET_DIR)
     origin = reader.read("network", ["hf_mainstem", "hf_hydroseq"], {"hf_id": "18786543"})
     shared = reader.read(
         "network",

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.replay.server import create_app
 from rnr.core.errors import PermanentError, TransientError
-from rnr.replay.server import create_app
 from rnr.upstream import http as upstream_http
 from rnr.upstream.http import (
     UpstreamClient,

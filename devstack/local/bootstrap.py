@@ -14,17 +14,16 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from devstack import SAMPLE_HYDROFABRIC
 from rnr.core.logging import setup_logging
 from rnr.core.settings import AwsSettings
 from rnr.storage.aws import AwsClients
 
-logger = logging.getLogger("rnr.local.bootstrap")
+logger = logging.getLogger("devstack.local.bootstrap")
 
-SAMPLE_HYDROFABRIC = Path(__file__).resolve().parent.parent / "hydro_io" / "data" / "small"
 SAMPLE_HYDROFABRIC_PREFIX = "hydrofabric/small"
 # What HYDROFABRIC_LOCATION names for the worker after this bootstrap.
 SAMPLE_HYDROFABRIC_LOCATION = f"{SAMPLE_HYDROFABRIC_PREFIX}/parquet"

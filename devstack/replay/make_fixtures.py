@@ -1,6 +1,6 @@
 """Generate the replay server's fixtures: HML products, NWPS gauges and stage/flow series.
 
-``python -m rnr.replay.make_fixtures [--out DIR]`` rewrites ``rnr/replay/fixtures/``
+``python -m devstack.replay.make_fixtures [--out DIR]`` rewrites ``devstack/replay/fixtures/``
 (or DIR). The output is a pure function of this file: no clock, no randomness, so the
 committed fixtures can be checked by regenerating them and comparing bytes.
 
@@ -814,7 +814,7 @@ def write_fixtures(out_dir: pathlib.Path) -> list[pathlib.Path]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m rnr.replay.make_fixtures", description=__doc__.splitlines()[0]
+        prog="python -m devstack.replay.make_fixtures", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--out",

@@ -1,4 +1,4 @@
-"""Run the replay server: ``python -m rnr.replay [--host H] [--port P] [--fixtures DIR]``.
+"""Run the replay server: ``python -m devstack.replay [--host H] [--port P] [--fixtures DIR]``.
 
 Environment variables (the flags win):
 
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from devstack.replay.server import NWPS_PREFIX, create_app
 from rnr.core.logging import setup_logging
-from rnr.replay.server import NWPS_PREFIX, create_app
 
-logger = logging.getLogger("rnr.replay")
+logger = logging.getLogger("devstack.replay")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
@@ -31,7 +31,7 @@ DEFAULT_PORT = 8090
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m rnr.replay",
+        prog="python -m devstack.replay",
         description="Serve api.weather.gov and NWPS answers from fixtures.",
     )
     parser.add_argument("--host", default=os.environ.get("REPLAY_HOST", DEFAULT_HOST))
@@ -42,7 +42,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fixtures",
         type=pathlib.Path,
         default=None,
-        help="fixture folder (default: the package's rnr/replay/fixtures)",
+        help="fixture folder (default: the package's devstack/replay/fixtures)",
     )
     return parser.parse_args(argv)
 

@@ -28,8 +28,8 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rnr.replay.faults import Fault, FaultSpec, FaultTable
-from rnr.replay.make_fixtures import (
+from devstack.replay.faults import Fault, FaultSpec, FaultTable
+from devstack.replay.make_fixtures import (
     DEFAULT_FIXTURES_DIR,
     FIXTURE_NAMESPACE,
     render_product_text,
@@ -132,7 +132,7 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 
 
 def _load_state(fixtures_dir: pathlib.Path) -> ReplayState:
-    """Read the fixture folder written by ``python -m rnr.replay.make_fixtures``."""
+    """Read the fixture folder written by ``python -m devstack.replay.make_fixtures``."""
     if not (fixtures_dir / "products.json").is_file():
         raise FileNotFoundError(f"no replay fixtures in {fixtures_dir} (products.json missing)")
     raw_products = json.loads((fixtures_dir / "products.json").read_text("utf-8"))

@@ -24,7 +24,7 @@ import aiohttp
 
 from rnr.core.logging import setup_logging
 
-logger = logging.getLogger("rnr.local.scheduler")
+logger = logging.getLogger("devstack.local.scheduler")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def parse_targets(spec: str) -> list[Target]:
 async def invoke(session: aiohttp.ClientSession, target: Target) -> bool:
     started = time.perf_counter()
     try:
-        async with session.post(target.url, json={"source": "rnr.local.scheduler"}) as answer:
+        async with session.post(target.url, json={"source": "devstack.local.scheduler"}) as answer:
             body = await answer.text()
             ok = answer.status == 200
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -108,7 +108,7 @@ async def run_once(targets: list[Target]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnr.local.scheduler")
+    parser = argparse.ArgumentParser(prog="python -m devstack.local.scheduler")
     parser.add_argument("--once", action="store_true", help="invoke each target once and exit")
     args = parser.parse_args(argv)
     setup_logging("rnr-scheduler")

@@ -1,9 +1,9 @@
 """Generate a synthetic NextGen hydrofabric v2.2, as a GeoPackage and as Parquet.
 
-``python -m rnr.hydro_io.make_hydrofabric --out DIR [--flowpaths N] [--formats ...]``
+``python -m devstack.make_hydrofabric --out DIR [--flowpaths N] [--formats ...]``
 writes ``DIR/hydrofabric.gpkg``, ``DIR/parquet/<layer>.parquet`` and
 ``DIR/manifest.json``. The output is a pure function of the arguments (seeded
-generator, no clock), so the committed small hydrofabric in ``data/small/`` can be
+generator, no clock), so the committed sample in ``devstack/data/small/`` can be
 checked by regenerating it.
 
 Why: the worker needs a hydrofabric to extract segments from in tests and local runs,
@@ -58,9 +58,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from devstack import SAMPLE_HYDROFABRIC
 from rnr.hydro_io.geoparquet import EPSG_5070_PROJJSON
 
-SMALL_DIR = Path(__file__).resolve().parent / "data" / "small"
 GPKG_NAME = "hydrofabric.gpkg"
 PARQUET_DIR = "parquet"
 MANIFEST_NAME = "manifest.json"
@@ -1112,7 +1112,7 @@ def _manifest(forest: _Forest, tables: _Tables, seed: int, formats: list[str]) -
             "lake_poi_id": int(forest.poi_id[lake]) if labels[-1] == LAKE_FLOWPATH else None,
         }
     return {
-        "generator": "rnr.hydro_io.make_hydrofabric",
+        "generator": "devstack.make_hydrofabric",
         "seed": seed,
         "flowpaths": forest.size,
         "basins": forest.basin_count,
@@ -1172,7 +1172,10 @@ def generate(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out", type=Path, default=SMALL_DIR, help=f"output folder (default {SMALL_DIR})"
+        "--out",
+        type=Path,
+        default=SAMPLE_HYDROFABRIC,
+        help=f"output folder (default {SAMPLE_HYDROFABRIC})",
     )
     parser.add_argument(
         "--flowpaths",
