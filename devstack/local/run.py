@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 import devstack
 from devstack.brokers import BrokerStartError, MissingServer, private_brokers
+from rnr.storage.output_layout import is_forecast_key, is_product_record_key, listing_prefix
 
 LOG_DIR = Path(".local-run")
 OUTPUTS_DIR = LOG_DIR / "outputs"
@@ -464,7 +465,8 @@ def _run(args: argparse.Namespace, brokers: Brokers) -> int:
         records: list[str] = []
         while time.monotonic() < deadline:
             stack.check_alive()
-            records = list_keys(s3, OUTPUT_BUCKET, f"{OUTPUT_PREFIX}/products/")
+            outputs = list_keys(s3, OUTPUT_BUCKET, listing_prefix(OUTPUT_PREFIX))
+            records = [key for key in outputs if is_product_record_key(OUTPUT_PREFIX, key)]
             print(
                 f"  worker: {len(records)}/{produced['published']} products processed",
                 flush=True,
@@ -472,9 +474,8 @@ def _run(args: argparse.Namespace, brokers: Brokers) -> int:
             if len(records) >= produced["published"]:
                 break
             time.sleep(1)
-        forecasts = [
-            key for key in list_keys(s3, OUTPUT_BUCKET, OUTPUT_PREFIX) if key.endswith(".nc")
-        ]
+        outputs = list_keys(s3, OUTPUT_BUCKET, listing_prefix(OUTPUT_PREFIX))
+        forecasts = [key for key in outputs if is_forecast_key(OUTPUT_PREFIX, key)]
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{ports['worker']}/metrics").read()
         autoscaled = http_json("POST", f"http://127.0.0.1:{ports['autoscaler']}/invoke")
         postprocessed = http_json("POST", f"http://127.0.0.1:{ports['postproc']}/invoke")
