@@ -19,6 +19,11 @@ as started once its ports answer, and is stopped with SIGTERM (RabbitMQ shuts do
 cleanly on it), then SIGKILL, along with every process that inherited its environment
 marker (the Erlang VM's helpers).
 
+The fault suite (tests/chaos) breaks a pair of its own: :meth:`RabbitMQNode.stop_app` and
+:meth:`RabbitMQNode.start_app` take the broker away and bring it back, and
+:meth:`RedisServer.restart` shuts Redis down without saving and starts it empty on the
+same port.
+
 ``python -m devstack.brokers`` starts a pair, prints the variables to export and keeps
 them up until Ctrl-C.
 """
@@ -357,7 +362,8 @@ class RabbitMQNode:
 
 
 class RedisServer:
-    """A throw-away ``redis-server`` under ``base_dir``: no persistence, loopback only."""
+    """A throw-away ``redis-server`` under ``base_dir``: no persistence, loopback only;
+    :meth:`restart` loses every key, as a failover may."""
 
     def __init__(self, base_dir: Path, port: int | None = None) -> None:
         self.dir = base_dir / "redis"
@@ -406,7 +412,7 @@ class RedisServer:
             host=HOST,
             port=self.port,
             timeout=REDIS_START_SECONDS,
-            stdout=self.log.open("w"),
+            stdout=self.log.open("a"),  # a restart's output follows the first run's
             stderr=subprocess.STDOUT,
         )
         try:
@@ -417,6 +423,28 @@ class RedisServer:
                 f"the private Redis did not start ({exc}); its output:\n{tail(self.log)}"
             ) from exc
         return self
+
+    def shutdown_nosave(self, timeout: float = 15) -> None:
+        """``SHUTDOWN NOSAVE``: the server exits at once, and every key with it.
+
+        Sent over a plain socket: a client library would retry, with backoff and for
+        seconds, the connection the server closes as it goes.
+        """
+        if self._executor is None or self._executor.process is None:
+            raise RuntimeError(f"the private Redis on {self.port} is not running")
+        with socket.create_connection((HOST, self.port), timeout=5) as sock:
+            sock.sendall(b"SHUTDOWN NOSAVE\r\n")
+            with contextlib.suppress(OSError):
+                sock.recv(1024)  # the server closes the connection: no reply comes
+        self._executor.process.wait(timeout=timeout)
+        self._executor.stop()  # the process is gone: this only clears the executor
+
+    def restart(self, down_seconds: float) -> None:
+        """Shut down without saving, stay down ``down_seconds``, start empty on the same
+        port."""
+        self.shutdown_nosave()
+        time.sleep(down_seconds)
+        self.start()
 
     def stop(self) -> None:
         if self._executor is None:

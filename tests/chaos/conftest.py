@@ -1,8 +1,11 @@
 """Fixtures of the chaos suite: private servers for the session, a fresh world per test,
 service logs on failure, and a summary of every scenario's figures at the end.
 
-The servers the suite breaks are its own (see tests/support/chaos_nodes.py): the
-machine's RabbitMQ and Redis are never stopped or restarted. Figures: printed in the
+The servers the suite breaks are its own: a RabbitMQ node and a Redis from
+``devstack.brokers.private_brokers`` (the pair ``make run`` and the rest of the tests use,
+started apart from theirs) and a moto process; the machine's RabbitMQ and Redis are never
+stopped or restarted. Without the server programs the suite skips, naming the packages
+to install, except under ``CI=true``, where it fails. Figures: printed in the
 "chaos figures" section of the terminal summary, and written as JSON to the path in
 ``RNR_CHAOS_REPORT`` when it is set.
 """
@@ -10,8 +13,6 @@ machine's RabbitMQ and Redis are never stopped or restarted. Figures: printed in
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,17 @@ from pathlib import Path
 import boto3
 import pytest
 
+from devstack.brokers import (
+    Brokers,
+    MissingServer,
+    RabbitMQNode,
+    RedisServer,
+    private_brokers,
+    tail,
+)
 from tests.conftest import Replay
 from tests.support.chaos_audit import ChaosBroker, ChaosReport
 from tests.support.chaos_fleet import Fleet
-from tests.support.chaos_nodes import MotoProcess, PrivateRabbitMQ, PrivateRedis, tail
 from tests.support.chaos_scenario import (
     Scenario,
     chaos_seed,
@@ -30,6 +38,7 @@ from tests.support.chaos_scenario import (
     service_env,
     upload_sample_hydrofabric,
 )
+from tests.support.servers import MotoProcess
 
 REPORT = pytest.StashKey[ChaosReport]()
 PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -72,42 +81,34 @@ def chaos_report(pytestconfig: pytest.Config) -> ChaosReport:
 
 
 @pytest.fixture(scope="session")
-def chaos_dir() -> Iterator[Path]:
-    """The session's folder in /tmp: the private RabbitMQ node (run as the rabbitmq user)
-    must be able to reach its own folder inside, which pytest's tmp_path (0700) forbids."""
-    folder = Path(tempfile.mkdtemp(prefix="rnr-chaos-", dir="/tmp"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+def chaos_brokers() -> Iterator[Brokers]:
+    """The suite's own RabbitMQ node and Redis, apart from the session's (tests/conftest.py):
+    the suite stops and restarts them. A missing program skips the suite (fails in CI)."""
+    try:
+        with private_brokers() as started:
+            yield started
+    except MissingServer as exc:
+        message = f"the chaos suite starts a RabbitMQ node and a Redis of its own: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
-def private_rabbitmq(chaos_dir: Path) -> Iterator[PrivateRabbitMQ]:
-    node = PrivateRabbitMQ(chaos_dir)
-    try:
-        node.start()
-    except Exception:
-        print(f"--- private RabbitMQ log ---\n{tail(node.server_log, 60)}")
-        node.stop()
-        raise
-    try:
-        yield node
-    finally:
-        node.stop()
+def private_rabbitmq(chaos_brokers: Brokers) -> RabbitMQNode:
+    assert chaos_brokers.rabbitmq is not None
+    return chaos_brokers.rabbitmq
 
 
 @pytest.fixture(scope="session")
-def private_redis(chaos_dir: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(chaos_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def private_redis(chaos_brokers: Brokers) -> RedisServer:
+    assert chaos_brokers.redis is not None
+    return chaos_brokers.redis
 
 
 @pytest.fixture(scope="session")
-def moto_server(chaos_dir: Path) -> Iterator[MotoProcess]:
-    server = MotoProcess(chaos_dir).start()
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoProcess]:
+    server = MotoProcess(tmp_path_factory.mktemp("chaos")).start()
     try:
         yield server
     finally:
@@ -123,8 +124,8 @@ def s3_endpoint(moto_server: MotoProcess) -> str:
 @pytest.fixture
 def scenario(
     request: pytest.FixtureRequest,
-    private_rabbitmq: PrivateRabbitMQ,
-    private_redis: PrivateRedis,
+    private_rabbitmq: RabbitMQNode,
+    private_redis: RedisServer,
     moto_server: MotoProcess,
     s3_endpoint: str,
     replay: Replay,
@@ -138,11 +139,11 @@ def scenario(
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     location = upload_sample_hydrofabric(s3, bucket)
     topology = scenario_topology(unique)
-    broker = ChaosBroker(private_rabbitmq.url, topology)
+    broker = ChaosBroker(private_rabbitmq.amqp_url, topology)
     broker.declare()
     env = service_env(
         topology=topology,
-        rabbitmq_url=private_rabbitmq.url,
+        rabbitmq_url=private_rabbitmq.amqp_url,
         redis_url=private_redis.url,
         replay=replay,
         s3_endpoint=s3_endpoint,
@@ -172,7 +173,7 @@ def scenario(
         if _failed(request):
             print(f"seed {world.seed} (RNR_CHAOS_SEED={world.seed} replays it)")
             print(fleet.tails())
-            print(f"--- private RabbitMQ ---\n{private_rabbitmq.log_tail()}")
+            print(f"--- private RabbitMQ ---\n{tail(private_rabbitmq.node_log, 20)}")
         try:
             broker.delete_topology()
         except Exception as exc:  # the node may be down after a failed restart test

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
+from devstack.brokers import RabbitMQNode, RedisServer
 from tests.support.chaos_audit import metric
 from tests.support.chaos_fleet import ProducerLoop
-from tests.support.chaos_nodes import PrivateRabbitMQ, PrivateRedis
 from tests.support.chaos_scenario import PRODUCT_TEXT_PATH, Scenario
 from tests.support.servers import wait_until
 
@@ -63,7 +63,7 @@ def _finish(scenario: Scenario, loop: ProducerLoop, worker, **figures: object) -
 
 @pytest.mark.timeout(240)
 def test_broker_stop_app_start_app_during_producer_and_worker_run(
-    scenario: Scenario, private_rabbitmq: PrivateRabbitMQ
+    scenario: Scenario, private_rabbitmq: RabbitMQNode
 ) -> None:
     loop, worker = _run_until_outage(scenario)
     down_seconds = 4.0
@@ -92,7 +92,7 @@ def test_broker_stop_app_start_app_during_producer_and_worker_run(
 
 @pytest.mark.timeout(240)
 def test_redis_restart_during_producer_and_worker_run(
-    scenario: Scenario, private_redis: PrivateRedis
+    scenario: Scenario, private_redis: RedisServer
 ) -> None:
     loop, worker = _run_until_outage(scenario)
     down = time.monotonic()

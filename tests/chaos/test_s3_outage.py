@@ -16,10 +16,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.chaos_audit import metric
-from tests.support.chaos_nodes import MotoProcess
 from tests.support.chaos_proxy import FlakyTcpProxy
 from tests.support.chaos_scenario import PRODUCT_TEXT_PATH, Scenario
-from tests.support.servers import wait_until
+from tests.support.servers import MotoProcess, wait_until
 
 ACKED = 'rnr_worker_messages_total{outcome="acked"}'
 IN_FLIGHT = "rnr_worker_in_flight_messages"

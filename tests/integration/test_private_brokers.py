@@ -2,8 +2,8 @@
 
 They start on free ports, answer (AMQP with quorum queues, the management API, Redis),
 stop without leaving a process or a file behind, and never touch what already runs on
-this machine (a broker on 5672, a Redis on 6379). Without the server programs, the error
-names the package to install.
+this machine (a broker on 5672, a Redis on 6379). Redis restarts empty on its port, as the
+chaos suite has it do. Without the server programs, the error names the package to install.
 """
 
 from __future__ import annotations
@@ -109,6 +109,19 @@ def test_only_the_servers_asked_for_start() -> None:
         assert started.management_url is None
         assert started.redis_url is not None
         assert redis.Redis.from_url(started.redis_url).ping()
+
+
+def test_a_redis_restart_comes_back_empty_on_the_same_port() -> None:
+    with private_brokers(rabbitmq=False) as started:
+        assert started.redis is not None and started.redis_url is not None
+        client = redis.Redis.from_url(started.redis_url)
+        client.set("rnr-probe", "1")
+        port, first = started.redis.port, started.redis.pids()
+        started.redis.restart(down_seconds=0.5)
+        assert started.redis.port == port and started.redis_url == started.redis.url
+        assert started.redis.pids().isdisjoint(first)
+        assert client.get("rnr-probe") is None  # SHUTDOWN NOSAVE: nothing was kept
+        client.close()
 
 
 @pytest.fixture

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import uvicorn
+from mirakuru import TCPExecutor
 
 
 def free_port() -> int:
@@ -106,3 +110,34 @@ async def wait_until_async(
             return
         await asyncio.sleep(interval)
     raise TimeoutError(f"timed out after {within}s waiting for {what or predicate}")
+
+
+class MotoProcess:
+    """moto in server mode as a process of its own, under ``base_dir``; the chaos suite's
+    S3 (its services run as processes too, and the S3 scenario proxies it)."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.dir = base_dir / "moto"
+        self.port = free_port()
+        self._executor: TCPExecutor | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._executor = TCPExecutor(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            host="127.0.0.1",
+            port=self.port,
+            timeout=30,
+            stdout=(self.dir / "moto.out").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        self._executor.start()
+        return self
+
+    def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.kill()
