@@ -64,6 +64,7 @@ from rnr.hydro_io.routed_forecast import route_to_netcdf
 from rnr.storage.output_layout import output_file_name
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 EXIT_OK = 0
@@ -326,7 +327,7 @@ def plot_hydrograph(
     Raises :class:`MissingExtra` when matplotlib cannot be imported.
     """
     try:
-        import matplotlib.dates as mdates
+        import matplotlib.dates  # noqa: F401 - the import that needs the analysis extra
         from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
     except ImportError as exc:
         raise MissingExtra(f"matplotlib cannot be imported ({exc})") from exc
@@ -340,6 +341,24 @@ def plot_hydrograph(
 
     figure = Figure(figsize=(11, 6.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
+    _draw_curves(axes, times, origin_flow, last_flow, forecast, segment, length_km)
+    _mark_maxima(axes, times, origin_flow, last_flow)
+    top = max(float(origin_flow.max()), float(last_flow.max()), float(forecast.flow_m3_s.max()))
+    top = max(top, _draw_thresholds(axes, thresholds))
+    _decorate(figure, axes, forecast, segment, t0=t0, top=top, length_km=length_km, dt_s=dt_s)
+    return figure
+
+
+def _draw_curves(
+    axes: Axes,
+    times: list[dt.datetime],
+    origin_flow: npt.NDArray[np.float32],
+    last_flow: npt.NDArray[np.float32],
+    forecast: RfcForecast,
+    segment: Segment,
+    length_km: float,
+) -> None:
+    """The gauge's and the last segment's flow, and the RFC forecast points."""
     axes.plot(
         times,  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
         origin_flow,
@@ -364,6 +383,15 @@ def plot_hydrograph(
         markeredgecolor="black",
         label="RFC forecast (lateral inflow at the origin)",
     )
+
+
+def _mark_maxima(
+    axes: Axes,
+    times: list[dt.datetime],
+    origin_flow: npt.NDArray[np.float32],
+    last_flow: npt.NDArray[np.float32],
+) -> None:
+    """Each curve's maximum: a peak marker, or, on the last step, still rising."""
     for flow, color, where in (
         (origin_flow, "tab:blue", "gauge"),
         (last_flow, "tab:orange", "last segment"),
@@ -407,7 +435,10 @@ def plot_hydrograph(
             gid=f"horizon-{key}",
         )
 
-    top = max(float(origin_flow.max()), float(last_flow.max()), float(forecast.flow_m3_s.max()))
+
+def _draw_thresholds(axes: Axes, thresholds: Sequence[FloodThreshold]) -> float:
+    """The flood thresholds as labelled dashed lines; returns the highest (0 if none)."""
+    top = 0.0
     for threshold in thresholds:
         color = THRESHOLD_COLORS.get(threshold.category, "dimgray")
         axes.axhline(
@@ -432,6 +463,23 @@ def plot_hydrograph(
             gid=f"flood-{threshold.category}-label",
         )
         top = max(top, threshold.flow_m3_s)
+
+    return top
+
+
+def _decorate(
+    figure: Figure,
+    axes: Axes,
+    forecast: RfcForecast,
+    segment: Segment,
+    *,
+    t0: dt.datetime,
+    top: float,
+    length_km: float,
+    dt_s: float,
+) -> None:
+    """Axes, the kcfs axis, legend, title and the run's details under the plot."""
+    import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator(tz=dt.UTC)
     axes.xaxis.set_major_locator(locator)
@@ -466,7 +514,6 @@ def plot_hydrograph(
         fontsize=8,
         color="dimgray",
     )
-    return figure
 
 
 def summary(
@@ -513,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 routed, 2 bad input, 3 gauge skipped (reason printed), "
         "4 reach not in the hydrofabric, 5 API unreachable or unusable.",
     )
+    _add_route_inputs(route)
+    _add_route_options(route)
+    return parser
+
+
+def _add_route_inputs(route: argparse.ArgumentParser) -> None:
+    """Where the forecast comes from: the hydrofabric and the NWPS answers or API."""
     route.add_argument(
         "--hydrofabric",
         type=Path,
@@ -555,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="route this NWM reach instead of the gauge's reachId; without --gauge, a quick "
         "run: flood category 'unknown', the flood-category gate is not applied",
     )
+
+
+def _add_route_options(route: argparse.ArgumentParser) -> None:
+    """How it is routed and where the outputs go."""
     route.add_argument(
         "--attributes-layer",
         metavar="NAME",
@@ -576,7 +634,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="per-request timeout for --nwps-url (default: 30)",
     )
-    return parser
 
 
 def run_route(args: argparse.Namespace) -> int:
@@ -637,11 +694,28 @@ def run_route(args: argparse.Namespace) -> int:
         raise BadInput(f"{source}: the forecast cannot be routed: {exc}") from None
     _progress(f"routed in {time.perf_counter() - started:.1f} s")
 
+    netcdf_path, png_path = _write_outputs(args.out, forecast, segment, result, data, thresholds)
+    print(f"NetCDF: {netcdf_path}")
+    if png_path is not None:
+        print(f"PNG:    {png_path}")
+    print(summary(forecast, segment, result, DT_S))
+    return EXIT_OK
+
+
+def _write_outputs(
+    out: Path,
+    forecast: RfcForecast,
+    segment: Segment,
+    result: RoutingResult,
+    netcdf: bytes,
+    thresholds: Sequence[FloodThreshold],
+) -> tuple[Path, Path | None]:
+    """The NetCDF, and the hydrograph PNG unless matplotlib is missing (then None)."""
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        netcdf_path = output_path(args.out, output_file_name(forecast.t0))
-        png_path: Path | None = output_path(args.out, f"{forecast.lid}_hydrograph.png")
-        netcdf_path.write_bytes(data)
+        out.mkdir(parents=True, exist_ok=True)
+        netcdf_path = output_path(out, output_file_name(forecast.t0))
+        png_path = output_path(out, f"{forecast.lid}_hydrograph.png")
+        netcdf_path.write_bytes(netcdf)
         try:
             figure = plot_hydrograph(forecast, segment, result, dt_s=DT_S, thresholds=thresholds)
         except MissingExtra as exc:
@@ -650,16 +724,11 @@ def run_route(args: argparse.Namespace) -> int:
                 f"note: hydrograph PNG skipped (the NetCDF is written): {exc}; "
                 f"to draw it, install the analysis extra: {INSTALL_ANALYSIS_EXTRA}"
             )
-            png_path = None
-        else:
-            figure.savefig(output_path(args.out, f"{forecast.lid}_hydrograph.png"), format="png")
+            return netcdf_path, None
+        figure.savefig(png_path, format="png")
     except OSError as exc:
-        raise BadInput(f"{args.out}: cannot write the outputs: {exc}") from None
-    print(f"NetCDF: {netcdf_path}")
-    if png_path is not None:
-        print(f"PNG:    {png_path}")
-    print(summary(forecast, segment, result, DT_S))
-    return EXIT_OK
+        raise BadInput(f"{out}: cannot write the outputs: {exc}") from None
+    return netcdf_path, png_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

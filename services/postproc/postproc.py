@@ -142,14 +142,7 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
     async with state.aws.client("s3") as s3:
         store = ObjectStore(s3)
         forecasts, records = await _list_outputs(store, settings)
-        previous_bytes = await store.get_bytes_if_exists(bucket, keys.contributions)
-        checkpoint_bytes = await store.get_bytes_if_exists(bucket, keys.checkpoint)
-        if previous_bytes is None or checkpoint_bytes is None:
-            # No state (a first run, or a checkpoint from before it): read everything.
-            checkpoint, previous = Checkpoint(), []
-        else:
-            checkpoint = Checkpoint.from_json(checkpoint_bytes)
-            previous = contributions_from_bytes(previous_bytes)
+        checkpoint, previous, has_state = await _load_state(store, bucket, keys)
         pending = checkpoint.pending(forecasts)
         batch = pending[:limit]
         pending_records = checkpoint.pending(records)
@@ -181,7 +174,7 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
         if not batch and not record_batch and not expired:
             logger.info("no new outputs: nothing written", extra={"summary": summary})
             return summary
-        if contributions != previous or (previous_bytes is None and contributions):
+        if contributions != previous or (not has_state and contributions):
             await _write_table(store, bucket, keys, table, run_time)
             await store.put_bytes(
                 bucket,
@@ -203,22 +196,39 @@ async def run(state: PostprocState, event: Mapping[str, Any]) -> dict[str, Any]:
             content_type="application/json",
         )
 
+    _count(state, intake, summary)
+    return summary
+
+
+async def _load_state(
+    store: ObjectStore, bucket: str, keys: TableKeys
+) -> tuple[Checkpoint, list[Contribution], bool]:
+    """The checkpoint and the contributions, and whether there were any. Without both
+    (a first run, or a checkpoint from before the contributions) everything is read."""
+    previous_bytes = await store.get_bytes_if_exists(bucket, keys.contributions)
+    checkpoint_bytes = await store.get_bytes_if_exists(bucket, keys.checkpoint)
+    if previous_bytes is None or checkpoint_bytes is None:
+        return Checkpoint(), [], False
+    return Checkpoint.from_json(checkpoint_bytes), contributions_from_bytes(previous_bytes), True
+
+
+def _count(state: PostprocState, intake: Intake, summary: Mapping[str, Any]) -> None:
+    """The run's figures as Prometheus metrics and one EMF line."""
     state.objects.labels("processed").inc(len(intake.processed))
     state.objects.labels("quarantined").inc(len(intake.rejected))
-    state.withdrawn_rows.inc(len(withdrawn))
-    state.table_rows.set(len(table))
+    state.withdrawn_rows.inc(summary["withdrawn_rows"])
+    state.table_rows.set(summary["table_rows"])
     emit_emf(
         "postproc",
         {
             "ObjectsProcessed": len(intake.processed),
             "ObjectsQuarantined": len(intake.rejected),
             "ObjectsDeferred": summary["deferred"],
-            "RowsWithdrawn": len(withdrawn),
-            "RowsExpired": expired,
-            "TableRows": len(table),
+            "RowsWithdrawn": summary["withdrawn_rows"],
+            "RowsExpired": summary["expired_rows"],
+            "TableRows": summary["table_rows"],
         },
     )
-    return summary
 
 
 @dataclass
