@@ -399,28 +399,24 @@ def _mark_maxima(
         key = where.replace(" ", "-")
         peak = peak_or_horizon(flow)
         flow_text = f"{peak.value:,.0f} m³/s"
-        if not peak.at_horizon:
-            axes.plot(
-                times[peak.step],  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
-                peak.value,
-                linestyle="none",
-                marker="v",
-                markersize=8,
-                color=color,
-                label=f"peak at {where}: {flow_text}, {times[peak.step]:%m-%d %H:%M} UTC",
-                gid=f"peak-{key}",
-            )
-            continue
+        if peak.at_horizon:
+            marker, size, kind = ">", 9, "horizon"
+            label = f"{where}: {still_rising(flow_text)}"
+        else:
+            marker, size, kind = "v", 8, "peak"
+            label = f"peak at {where}: {flow_text}, {times[peak.step]:%m-%d %H:%M} UTC"
         axes.plot(
             times[peak.step],  # type: ignore[arg-type]  # matplotlib converts datetimes; its stubs do not say so
             peak.value,
             linestyle="none",
-            marker=">",
-            markersize=9,
+            marker=marker,
+            markersize=size,
             color=color,
-            label=f"{where}: {still_rising(flow_text)}",
-            gid=f"horizon-{key}",
+            label=label,
+            gid=f"{kind}-{key}",
         )
+        if not peak.at_horizon:
+            continue
         axes.annotate(
             still_rising(flow_text),
             xy=(times[peak.step], peak.value),
