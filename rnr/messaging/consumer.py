@@ -47,17 +47,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rnr.core.errors import PermanentError, TransientError
 from rnr.core.logging import log_context
+from rnr.messaging.headers import (
+    ATTEMPT_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    FAILED_AT_HEADER,
+    DeadLetterReason,
+)
 from rnr.messaging.models import ProductMessage
 from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import DeclaredTopology, Topology, declare_topology
 
 logger = logging.getLogger(__name__)
-
-ATTEMPT_HEADER = "x-rnr-attempt"
-ERROR_HEADER = "x-rnr-error"
-ERROR_TYPE_HEADER = "x-rnr-error-type"
-FAILED_AT_HEADER = "x-rnr-failed-at"
-DEAD_LETTER_REASON_HEADER = "x-rnr-dead-letter-reason"
 
 # No deployment retries a message anywhere near this often (settings cap at 50).
 MAX_ATTEMPT_HEADER = 1000
@@ -362,7 +364,12 @@ class Consumer:
             )
 
     async def _dead_letter_message(
-        self, message: AbstractIncomingMessage, attempt: int, exc: BaseException, *, reason: str
+        self,
+        message: AbstractIncomingMessage,
+        attempt: int,
+        exc: BaseException,
+        *,
+        reason: DeadLetterReason,
     ) -> None:
         assert self._dead_letter is not None
         headers = self._failure_headers(message, attempt, exc)

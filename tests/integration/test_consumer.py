@@ -11,15 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from rnr.core.errors import PermanentError, TransientError
-from rnr.messaging.consumer import (
+from rnr.messaging.consumer import Consumer, ConsumerMetrics, Delivery, Handled
+from rnr.messaging.headers import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
     ERROR_HEADER,
     ERROR_TYPE_HEADER,
-    Consumer,
-    ConsumerMetrics,
-    Delivery,
-    Handled,
 )
 from rnr.messaging.publisher import Publisher
 from rnr.messaging.topology import declare_topology
