@@ -7,7 +7,9 @@ for S3 and Secrets Manager, the replay server for weather.gov/NWPS, and every se
 its own process, started with the same commands docker-compose.yml uses. It invokes the
 producer once, waits until the worker has written an output for every published
 product, invokes the autoscaler and post-processor, and prints what passed through each
-stage. ``--keep-running`` then hands over to the scheduler until Ctrl-C.
+stage. ``--keep-running`` then hands over to the scheduler until Ctrl-C. ``--prometheus``
+(``make run-forever PROMETHEUS=1``) also runs the machine's Prometheus, scraping every
+service, on a free port with storage of its own, deleted when the run stops.
 
 The emulator's buckets live in memory and vanish when the run ends; ``--keep`` (``make
 run KEEP=1``) first copies the output bucket to ``.local-run/outputs/``. Service logs go
@@ -27,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +42,8 @@ from urllib.parse import unquote, urlsplit
 
 import devstack
 from devstack.brokers import BrokerStartError, MissingServer, private_brokers
+from devstack.observability import SERVICE_JOBS
+from devstack.observability import prometheus as local_prometheus
 from rnr.storage.output_layout import is_forecast_key, is_product_record_key, listing_prefix
 
 LOG_DIR = Path(".local-run")
@@ -317,6 +322,37 @@ def print_endpoints(brokers: Brokers, moto: str, replay: str, ports: dict[str, i
     print(f"    {'Redis':<11} {redact(brokers.redis_url)}", flush=True)
 
 
+def start_prometheus(stack: Stack, ports: dict[str, int], storage: Path) -> str:
+    """The machine's Prometheus, scraping this run's services, once it has scraped each
+    of them (so that the run's traffic shows in ``increase()``); returns its URL."""
+    binary = local_prometheus.find_binary()
+    if binary is None:
+        raise RunFailed(local_prometheus.INSTALL_HINT)
+    targets = {job: f"127.0.0.1:{ports[job]}" for job in SERVICE_JOBS}
+    config = (LOG_DIR / "prometheus.yml").resolve()
+    interval = local_prometheus.LOCAL_SCRAPE_INTERVAL_SECONDS
+    config.write_text(local_prometheus.scrape_config(targets, interval))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stack.start("prometheus", local_prometheus.command(binary, config, storage, port))
+    stack.wait_http(f"{url}/-/ready", "Prometheus")
+    try:
+        local_prometheus.wait_for_first_scrape(url, len(targets))
+    except local_prometheus.PrometheusNotReady as exc:
+        raise RunFailed(f"{exc}; see {LOG_DIR / 'prometheus.log'}") from exc
+    print(
+        f"    {'prometheus':<11} {url} (every service's /metrics every {interval}s; "
+        f"config {config}; storage {storage}, deleted at the end)",
+        flush=True,
+    )
+    print(
+        f"    {'grafana':<11} not run here: `make up` runs Grafana with the rnr-pipeline "
+        "dashboard on http://localhost:3000 (admin/admin)",
+        flush=True,
+    )
+    return url
+
+
 def print_how_to_inspect(moto: str, kept: Path | None, keep_running: bool) -> None:
     table = f"{POSTPROC_PREFIX}/latest/inherited_rfc_forecasts"
     if kept is not None:
@@ -362,7 +398,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"copy the output bucket to {OUTPUTS_DIR}/ before the emulator stops",
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for outputs")
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run this machine's Prometheus (Debian's prometheus package), scraping "
+        "every service, and print its URL",
+    )
     args = parser.parse_args(argv)
+    if args.prometheus and local_prometheus.find_binary() is None:
+        print(f"  {local_prometheus.INSTALL_HINT}", flush=True)
+        return 1
     _stop_on_sigterm()
     say("1/6", "RabbitMQ and Redis")
     try:
@@ -435,6 +480,7 @@ def _run(args: argparse.Namespace, brokers: Brokers) -> int:
     stack = Stack(env)
     python = sys.executable
     finished = False
+    storage = Path(tempfile.mkdtemp(prefix="rnr-prometheus-")) if args.prometheus else None
     try:
         say("2/6", f"AWS emulator (moto) on {moto_url}; creating buckets and secret")
         bootstrap = subprocess.run(
@@ -454,6 +500,8 @@ def _run(args: argparse.Namespace, brokers: Brokers) -> int:
             stack.wait_http(f"http://127.0.0.1:{ports[name]}/healthz", name)
         stack.wait_http(f"http://127.0.0.1:{ports['worker']}/readyz", "worker consumer")
         print_endpoints(brokers, moto_url, replay_url, ports)
+        if storage is not None:
+            start_prometheus(stack, ports, storage)
         print(f"  logs: {LOG_DIR.resolve()}/<service>.log", flush=True)
 
         say("4/6", "invoking the producer")
@@ -517,6 +565,8 @@ def _run(args: argparse.Namespace, brokers: Brokers) -> int:
     finally:
         print("stopping services", flush=True)
         stack.stop()
+        if storage is not None:
+            shutil.rmtree(storage, ignore_errors=True)
         kept = None
         if args.keep:
             count = keep_outputs(s3, OUTPUT_BUCKET, OUTPUTS_DIR)

@@ -17,7 +17,11 @@ Instead these tests check what can go wrong in it:
   mapping needs that), the ports are published on the host's loopback only, and the
   scheduler sends the token the services it calls require.
 * the Dockerfile has the targets compose builds, runs them as a non-root user, and
-  gives the worker a health check.
+  gives the worker a health check;
+* Prometheus scrapes every service on the port it listens on, and Grafana is
+  provisioned with that Prometheus and the repository's dashboard, from files that
+  exist where compose mounts them (tests/unit/test_prometheus_config.py runs promtool on
+  the scrape config, tests/e2e/test_dashboard_queries.py every panel's query).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from devstack.local.scheduler import parse_targets
+from devstack.observability import SERVICE_JOBS
+from devstack.observability.dashboard import load_dashboard, panels
 from rnr.core import settings as core_settings
 from tests.conftest import REPO_ROOT
 from tests.support.servers import free_port, http_ok, wait_until
@@ -83,6 +89,14 @@ THIRD_PARTY_VARIABLES = {
     "rabbitmq": {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_DEFAULT_VHOST"},
     "redis": set(),
     "localstack": {"SERVICES", "DEBUG", "PERSISTENCE", "EAGER_SERVICE_LOADING"},
+    "prometheus": set(),
+    "grafana": {
+        "GF_SECURITY_ADMIN_USER",
+        "GF_SECURITY_ADMIN_PASSWORD",
+        "GF_AUTH_ANONYMOUS_ENABLED",
+        "GF_AUTH_ANONYMOUS_ORG_ROLE",
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+    },
 }
 
 # The settings class of each command that is not a service with a settings module.
@@ -331,6 +345,8 @@ def test_the_stack_has_every_service_of_the_design() -> None:
         "autoscaler",
         "postproc",
         "scheduler",
+        "prometheus",
+        "grafana",
     }
 
 
@@ -381,7 +397,7 @@ def test_images_are_pinned_and_localstack_needs_no_auth_token() -> None:
         image = spec["image"]
         tag = image.partition(":")[2]
         assert tag and tag != "latest", f"{name}: pin a tag, not {image}"
-        assert re.match(r"\d+\.\d+\.\d+", tag), f"{name}: pin an exact release, not {image}"
+        assert re.match(r"v?\d+\.\d+\.\d+", tag), f"{name}: pin an exact release, not {image}"
     assert all_services["rabbitmq"]["image"].startswith("rabbitmq:3.13.")
     assert all_services["rabbitmq"]["image"].endswith("-management")
     assert all_services["redis"]["image"].startswith("redis:7.2.")
@@ -392,6 +408,10 @@ def test_images_are_pinned_and_localstack_needs_no_auth_token() -> None:
     assert environment(localstack)["SERVICES"] == "s3,secretsmanager"
     assert "LOCALSTACK_AUTH_TOKEN" not in environment(localstack)
     assert "/_localstack/health" in " ".join(as_argv(localstack["healthcheck"]["test"]) or [])
+    # Prometheus 2 (the scrape config is checked with the machine's promtool 2.x) and
+    # Grafana 11 (the dashboard's schema version).
+    assert re.fullmatch(r"prom/prometheus:v2\.\d+\.\d+", all_services["prometheus"]["image"])
+    assert re.fullmatch(r"grafana/grafana:11\.\d+\.\d+", all_services["grafana"]["image"])
 
 
 def test_every_project_image_is_built_from_a_dockerfile_target_with_one_tag_per_target() -> None:
@@ -463,7 +483,7 @@ def test_every_service_container_listens_beyond_its_loopback() -> None:
 def test_the_published_ports_listen_on_the_hosts_loopback_only() -> None:
     # The containers listen on 0.0.0.0 and the development token is in this file: the
     # host publishes their ports to itself, not to its network.
-    for name in ("worker", "producer", "autoscaler", "postproc"):
+    for name in ("worker", "producer", "autoscaler", "postproc", "prometheus", "grafana"):
         for mapping in services()[name]["ports"]:
             assert str(mapping).startswith("127.0.0.1:"), (name, mapping)
 
@@ -536,6 +556,81 @@ def test_bootstrap_gets_its_buckets_and_the_broker_secret() -> None:
     assert env["BOOTSTRAP_BROKER_SECRET_NAME"] == "rnr/local/broker"
     assert env["BOOTSTRAP_BROKER_USERNAME"] == env["BOOTSTRAP_BROKER_PASSWORD"] == "guest"
     assert {"INPUT_BUCKET", "OUTPUT_BUCKET"} <= set(env)
+
+
+# ------------------------------------------------------------------ Prometheus and Grafana
+
+
+def mounts(spec: Mapping[str, Any]) -> dict[str, Path]:
+    """Each bind mount's path in the container, and its source in the repository."""
+    found = {}
+    for volume in spec.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        assert source.startswith("./"), f"{volume}: mount a file of the repository"
+        found[target] = REPO_ROOT / source
+    return found
+
+
+def mounted_file(spec: Mapping[str, Any], container_path: str) -> Path:
+    """The repository file that ``container_path`` is, through one of the mounts."""
+    for target, source in mounts(spec).items():
+        if container_path == target or container_path.startswith(f"{target}/"):
+            return source / container_path.removeprefix(target).lstrip("/")
+    raise AssertionError(f"nothing is mounted at {container_path}")
+
+
+def scrape_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {
+        job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+
+
+def option(argv: list[str], name: str) -> str:
+    [value] = [part.split("=", 1)[1] for part in argv if part.startswith(f"{name}=")]
+    return value
+
+
+def test_prometheus_scrapes_every_service_where_it_listens() -> None:
+    spec = services()["prometheus"]
+    config_path = mounted_file(spec, option(as_argv(spec["command"]) or [], "--config.file"))
+    assert config_path.is_file(), config_path
+    targets = scrape_targets(yaml.safe_load(config_path.read_text()))
+    for job in SERVICE_JOBS:
+        # Each service listens on HTTP_PORT inside the network, whatever the host mapping.
+        port = environment(services()[job])["HTTP_PORT"]
+        assert targets[job] == [f"{job}:{port}"], job
+    # RabbitMQ's own metrics: the rabbitmq_prometheus plugin's port, open in the network.
+    assert targets["rabbitmq"] == ["rabbitmq:15692"]
+    assert "15692" in [str(port) for port in services()["rabbitmq"]["expose"]]
+    assert set(targets) == {*SERVICE_JOBS, "rabbitmq", "prometheus"}
+
+
+def test_grafana_is_provisioned_with_compose_prometheus_and_the_repository_dashboard() -> None:
+    grafana = services()["grafana"]
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    provisioning = mounted_file(grafana, "/etc/grafana/provisioning")
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    prometheus_port = str(services()["prometheus"]["ports"][0]).rsplit(":", 1)[1]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == f"http://prometheus:{prometheus_port}"
+    # The panels name the datasource by its uid.
+    dashboard = load_dashboard()
+    used = {
+        source["uid"]
+        for panel in panels(dashboard)
+        for source in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]
+    }
+    assert used == {datasource["uid"]}
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "rnr-pipeline.yaml").read_text())[
+        "providers"
+    ]
+    folder = mounted_file(grafana, provider["options"]["path"])
+    assert sorted(path.name for path in folder.glob("*.json")) == ["rnr-pipeline.json"]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert mounted_file(grafana, home).is_file(), home
 
 
 # ------------------------------------------------------------------------ command checks

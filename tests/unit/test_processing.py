@@ -279,3 +279,34 @@ async def test_the_gauge_bound_holds_per_product() -> None:
         s.run(product=product_message("p-2")), s.run(product=product_message("p-3"))
     )
     assert s.nwps.most_running == 4
+
+
+def routing_observations(s: Setup) -> tuple[float, float]:
+    """How many routings the histogram saw, and their total seconds."""
+    count = s.registry.get_sample_value("rnr_worker_routing_seconds_count") or 0.0
+    total = s.registry.get_sample_value("rnr_worker_routing_seconds_sum") or 0.0
+    return count, total
+
+
+async def test_the_routing_time_of_every_routed_gauge_is_observed() -> None:
+    answers = {"HPDT2": forecast("HPDT2"), "BAWT2": forecast("BAWT2")}
+    s = setup(hml("HPDT2", "BAWT2"), answers)
+    assert routing_observations(s) == (0.0, 0.0)
+    await s.run()
+    count, total = routing_observations(s)
+    assert count == 2
+    assert total > 0
+    # Every observation lies in a bucket: the +Inf bucket holds them all.
+    assert s.registry.get_sample_value("rnr_worker_routing_seconds_bucket", {"le": "+Inf"}) == 2
+
+
+async def test_routing_time_counts_a_refused_forecast_but_not_a_gauge_never_routed() -> None:
+    answers: dict[str, Answer] = {
+        "HPDT2": forecast("HPDT2", (float("inf"), 1.0)),  # the router runs, then refuses it
+        "BAWT2": Skipped("BAWT2", SkipReason.NOT_FLOODING),  # never reaches the router
+        "GDLT2": UpstreamUnavailable("HTTP 503"),
+    }
+    s = setup(hml("HPDT2", "BAWT2", "GDLT2"), answers)
+    with pytest.raises(GaugesFailed):
+        await s.run()
+    assert routing_observations(s)[0] == 1
