@@ -68,6 +68,9 @@ locals {
     WORKER_STOP_TIMEOUT_SECONDS = var.worker.stop_timeout_seconds
     # ECS_AGENT_URI, which the worker also reads, is injected by the ECS agent.
     WORKER_SCALE_IN_PROTECTION_MINUTES = var.settings.worker_scale_in_protection_minutes
+    # Nothing scrapes /metrics in AWS: the worker writes its registry to its log as EMF,
+    # which CloudWatch Logs turns into metrics (the dashboard and alarms read them).
+    WORKER_EMF_INTERVAL_SECONDS = var.worker.emf_interval_seconds
   }
 
   # The producer wakes the autoscaler after a run that published (an asynchronous

@@ -232,6 +232,9 @@ module "observability" {
   worker_log_group_name                = module.compute.log_group_name
   worker_error_threshold               = var.alarms.worker_error_threshold
   oldest_message_age_threshold_seconds = var.alarms.oldest_message_age_threshold_seconds
+  worker_not_ready_periods             = var.alarms.worker_not_ready_periods
+  extra_alarm_actions                  = var.alarms.extra_actions
+  function_log_group_names             = module.functions.log_group_names
   dead_letter_queue_name               = module.functions.dead_letter_queue_name
   cluster_name                         = module.compute.cluster_name
   worker_service_name                  = module.compute.service_name

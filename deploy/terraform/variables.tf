@@ -180,7 +180,7 @@ variable "secret_recovery_window_days" {
 # ------------------------------------------------------------------------- worker
 
 variable "worker" {
-  description = "Worker task size and placement: cpu units, memory MiB, ephemeral storage GiB, initial task count, FARGATE/FARGATE_SPOT split, stop timeout."
+  description = "Worker task size and placement: cpu units, memory MiB, ephemeral storage GiB, initial task count, FARGATE/FARGATE_SPOT split, stop timeout; and the seconds between its EMF metric flushes (0 = none)."
   type = object({
     cpu                   = optional(number, 1024)
     memory                = optional(number, 4096)
@@ -190,6 +190,9 @@ variable "worker" {
     fargate_weight        = optional(number, 1)
     spot_weight           = optional(number, 1)
     stop_timeout_seconds  = optional(number, 30)
+    # WORKER_EMF_INTERVAL_SECONDS: how often the worker writes its metrics as EMF lines
+    # (CloudWatch); 0 turns it off (the service's own default, for local runs).
+    emf_interval_seconds = optional(number, 60)
   })
   default  = {}
   nullable = false
@@ -197,6 +200,11 @@ variable "worker" {
   validation {
     condition     = var.worker.stop_timeout_seconds >= 8 && var.worker.stop_timeout_seconds <= 120
     error_message = "worker.stop_timeout_seconds must be 8-120: the worker reserves 7 s of it for requeueing, releasing scale-in protection and exiting, and drains for the rest."
+  }
+
+  validation {
+    condition     = var.worker.emf_interval_seconds >= 0 && var.worker.emf_interval_seconds <= 3600
+    error_message = "worker.emf_interval_seconds must be 0 (no EMF metrics) to 3600; 60 matches CloudWatch's standard resolution."
   }
 }
 
@@ -346,12 +354,14 @@ variable "alarm_emails" {
 }
 
 variable "alarms" {
-  description = "Alarm thresholds: producer periods without a successful run, worker error lines per 5 minutes, oldest message age."
+  description = "Alarm thresholds: producer periods without a successful run, worker error lines per 5 minutes, oldest message age, 5-minute periods of no worker consuming; and extra actions (SNS topic ARNs) per alarm, keyed by alarm name without the prefix (see modules/observability)."
   type = object({
     producer_period_seconds              = optional(number, 300)
     producer_missed_periods              = optional(number, 3)
     worker_error_threshold               = optional(number, 5)
     oldest_message_age_threshold_seconds = optional(number, 1800)
+    worker_not_ready_periods             = optional(number, 3)
+    extra_actions                        = optional(map(list(string)), {})
   })
   default  = {}
   nullable = false

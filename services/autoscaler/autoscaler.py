@@ -231,6 +231,7 @@ def publish_metrics(metrics: AutoscalerMetrics, record: Mapping[str, Any]) -> No
             "QueueReady": record["ready"],
             "QueueUnacked": record["unacked"] or 0,
             "DeadLetterReady": record["dead_letter_ready"],
+            "DeadLetterUnacked": record["dead_letter_unacked"] or 0,
             "DesiredTasks": record["new_count"],
             "RunningTasks": record["running"],
             "BacklogPerTask": record["backlog_per_task"],

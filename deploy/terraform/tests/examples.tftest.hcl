@@ -101,8 +101,8 @@ run "the_example_deploys" {
   }
 
   assert {
-    condition     = length(module.observability.alarm_names) == 5
-    error_message = "Five alarms: failed invocations, dead-lettered products, worker errors, producer not succeeding, oldest message age."
+    condition     = length(module.observability.alarm_names) == 7
+    error_message = "Seven alarms: failed invocations, dead-lettered products, worker errors, oldest message age, post-processor quarantines, producer not succeeding, worker not ready."
   }
 }
 

@@ -1,9 +1,12 @@
-# Alarms to an SNS topic, and one dashboard:
+# Alarms to an SNS topic (and, per alarm, any extra actions), and one dashboard
+# (dashboard.tf):
 #   failed scheduled invocations (SQS dead-letter queue not empty)
 #   dead-lettered products (RabbitMQ rnr.products.dlq not empty, from the autoscaler)
 #   worker errors (ERROR/CRITICAL log lines)
 #   no successful producer run for N periods
 #   oldest message in the work queue older than a threshold (from the autoscaler)
+#   worker not ready: tasks run but none consumes (the worker's EMF metrics)
+#   post-processor quarantines (a forecast file it could not take in)
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
@@ -36,6 +39,9 @@ resource "aws_cloudwatch_log_metric_filter" "worker_errors" {
 
 locals {
   notify = [aws_sns_topic.alarms.arn]
+  # The topic, then what extra_alarm_actions adds for one alarm (e.g. a paging topic).
+  alarm_keys = concat(keys(local.metric_alarms), ["producer-not-succeeding", "worker-not-ready"])
+  actions    = { for key in local.alarm_keys : key => concat(local.notify, lookup(var.extra_alarm_actions, key, [])) }
 
   # Alarms on one metric each; the producer's (metric math) follows below.
   metric_alarms = {
@@ -75,6 +81,15 @@ locals {
       periods     = 2
       threshold   = var.oldest_message_age_threshold_seconds
     }
+    postproc-quarantines = {
+      description = "The post-processor quarantined a forecast file it could not take in: read {POSTPROC_PREFIX}/quarantine/<key>.reason.json (README runbook, 'post-processor result has quarantined > 0')."
+      namespace   = var.metric_namespace
+      metric      = "ObjectsQuarantined"
+      dimensions  = { service = "postproc" }
+      statistic   = "Sum"
+      periods     = 1
+      threshold   = 0
+    }
   }
 }
 
@@ -92,8 +107,8 @@ resource "aws_cloudwatch_metric_alarm" "metric" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
-  alarm_actions       = local.notify
-  ok_actions          = local.notify
+  alarm_actions       = local.actions[each.key]
+  ok_actions          = local.actions[each.key]
 
   tags = var.tags
 }
@@ -106,8 +121,8 @@ resource "aws_cloudwatch_metric_alarm" "producer_not_succeeding" {
   threshold           = 1
   # No data at all means no run at all.
   treat_missing_data = "breaching"
-  alarm_actions      = local.notify
-  ok_actions         = local.notify
+  alarm_actions      = local.actions["producer-not-succeeding"]
+  ok_actions         = local.actions["producer-not-succeeding"]
 
   metric_query {
     id          = "successes"
@@ -143,73 +158,50 @@ resource "aws_cloudwatch_metric_alarm" "producer_not_succeeding" {
   tags = var.tags
 }
 
-data "aws_region" "current" {}
+# Tasks are running but for worker_not_ready_periods periods none reported its consumer
+# active (rnr_worker_consumer_active, from the worker's EMF lines). Gated on Container
+# Insights' RunningTaskCount, so a service scaled to zero is not "not ready", and a
+# task that dies before its first flush (no data at all) is.
+resource "aws_cloudwatch_metric_alarm" "worker_not_ready" {
+  alarm_name          = "${var.name}-worker-not-ready"
+  alarm_description   = "Worker tasks are running but none has consumed from RabbitMQ for ${var.worker_not_ready_periods * 5} minutes: see the README runbook, 'worker /readyz 503'."
+  evaluation_periods  = var.worker_not_ready_periods
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions["worker-not-ready"]
+  ok_actions          = local.actions["worker-not-ready"]
 
-locals {
-  region = data.aws_region.current.region
+  metric_query {
+    id          = "ready"
+    expression  = "IF(FILL(running, 0) > 0, FILL(consuming, 0), 1)"
+    label       = "A worker consumes while tasks run (1 = yes)"
+    return_data = true
+  }
 
-  lambda_metric = { for key, name in var.function_names : key => ["AWS/Lambda", "Errors", "FunctionName", name] }
+  metric_query {
+    id = "consuming"
 
-  widgets = [
-    {
-      title   = "Work queue (autoscaler)"
-      metrics = [for name in ["QueueReady", "QueueUnacked", "DeadLetterReady", "BacklogPerTask", "OldestMessageAgeSeconds"] : [var.metric_namespace, name, "service", "autoscaler"]]
-    },
-    {
-      title   = "Producer products"
-      metrics = [for outcome in ["listed", "new", "published", "duplicate", "failed"] : [var.metric_namespace, outcome, "service", "producer"]]
-    },
-    {
-      title   = "Lambda errors"
-      metrics = values(local.lambda_metric)
-    },
-    {
-      title   = "Lambda duration (p95)"
-      metrics = [for name in values(var.function_names) : ["AWS/Lambda", "Duration", "FunctionName", name, { stat = "p95" }]]
-    },
-    {
-      title   = "Worker tasks"
-      metrics = [["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name], ["ECS/ContainerInsights", "DesiredTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name]]
-    },
-    {
-      title   = "Worker CPU and memory (%)"
-      metrics = [["AWS/ECS", "CPUUtilization", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name], ["AWS/ECS", "MemoryUtilization", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name]]
-    },
-    {
-      title   = "Worker error log lines"
-      metrics = [[var.metric_namespace, "WorkerErrorLogLines"]]
-    },
-    {
-      title   = "Broker"
-      metrics = [["AWS/AmazonMQ", "MessageCount", "Broker", var.broker_name], ["AWS/AmazonMQ", "ConnectionCount", "Broker", var.broker_name], ["AWS/AmazonMQ", "SystemCpuUtilization", "Broker", var.broker_name, { yAxis = "right" }]]
-    },
-    {
-      title   = "Failed invocations (SQS)"
-      metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.dead_letter_queue_name]]
-    },
-  ]
-}
+    metric {
+      namespace   = var.metric_namespace
+      metric_name = "rnr_worker_consumer_active"
+      dimensions  = { service = "worker" }
+      period      = 300
+      stat        = "Maximum"
+    }
+  }
 
-resource "aws_cloudwatch_dashboard" "this" {
-  dashboard_name = var.name
-  dashboard_body = jsonencode({
-    widgets = [
-      for index, widget in local.widgets : {
-        type   = "metric"
-        x      = (index % 2) * 12
-        y      = floor(index / 2) * 6
-        width  = 12
-        height = 6
-        properties = {
-          title   = widget.title
-          region  = local.region
-          view    = "timeSeries"
-          stacked = false
-          period  = 300
-          stat    = "Maximum"
-          metrics = widget.metrics
-        }
-      }
-    ]
-  })
+  metric_query {
+    id = "running"
+
+    metric {
+      namespace   = "ECS/ContainerInsights"
+      metric_name = "RunningTaskCount"
+      dimensions  = { ClusterName = var.cluster_name, ServiceName = var.worker_service_name }
+      period      = 300
+      stat        = "Maximum"
+    }
+  }
+
+  tags = var.tags
 }

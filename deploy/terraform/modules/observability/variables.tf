@@ -129,3 +129,43 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "worker_not_ready_periods" {
+  description = "Alarm when worker tasks run but none has its consumer active for this many 5-minute periods in a row (a starting task loads the hydrofabric first)."
+  type        = number
+  default     = 3
+  nullable    = false
+
+  validation {
+    condition     = var.worker_not_ready_periods >= 1 && var.worker_not_ready_periods <= 288
+    error_message = "worker_not_ready_periods must be between 1 and 288."
+  }
+}
+
+variable "extra_alarm_actions" {
+  description = "More actions (SNS topic ARNs, e.g. a paging topic) per alarm, keyed by the alarm's name without the prefix: failed-invocations, dead-lettered-products, worker-errors, oldest-message-age, postproc-quarantines, producer-not-succeeding, worker-not-ready. Each notifies them on ALARM and OK, after the module's topic."
+  type        = map(list(string))
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for key in keys(var.extra_alarm_actions) : contains(["failed-invocations", "dead-lettered-products", "worker-errors", "oldest-message-age", "postproc-quarantines", "producer-not-succeeding", "worker-not-ready"], key)])
+    error_message = "extra_alarm_actions keys must be alarm names without the prefix: failed-invocations, dead-lettered-products, worker-errors, oldest-message-age, postproc-quarantines, producer-not-succeeding or worker-not-ready."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for arns in values(var.extra_alarm_actions) : [for arn in arns : can(regex("^arn:aws[a-z-]*:sns:", arn))]]))
+    error_message = "Every extra alarm action must be an SNS topic ARN."
+  }
+}
+
+variable "function_log_group_names" {
+  description = "Log group of each Lambda, keyed producer, autoscaler and postproc (the dashboard's Logs Insights widgets read the autoscaler's decisions)."
+  type        = map(string)
+  nullable    = false
+
+  validation {
+    condition     = contains(keys(var.function_log_group_names), "autoscaler")
+    error_message = "function_log_group_names must name the autoscaler's log group."
+  }
+}
