@@ -45,11 +45,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from rnr.core.logging import setup_logging  # noqa: E402
 from rnr.messaging.consumer import Consumer, ConsumerMetrics  # noqa: E402
+from rnr.messaging.models import ProductMessage  # noqa: E402
 from rnr.messaging.publisher import Publisher  # noqa: E402
 from rnr.messaging.topology import Topology, declare_topology, delete_topology  # noqa: E402
 from rnr.storage.dedupe import RedisDedupeStore  # noqa: E402
 from rnr.upstream.nws import ProductListing, ProductSummary  # noqa: E402
-from services.producer.producer import Producer, ProducerMetrics, to_message  # noqa: E402
+from services.producer.producer import Producer, ProducerMetrics  # noqa: E402
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -283,7 +284,7 @@ async def main() -> None:
     logging.getLogger().setLevel(args.log_level)
 
     listing = products(n)
-    bodies = [(p.id, to_message(p).to_body()) for p in listing]
+    bodies = [(p.id, ProductMessage.from_summary(p).to_body()) for p in listing]
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     admin = await connection.channel()
     rates: dict[str, list[float]] = {

@@ -12,7 +12,7 @@ holds: deep nesting, bad UTF-8 or dates the UTC calendar cannot hold included.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import pydantic_core
 from pydantic import (
@@ -28,6 +28,9 @@ from pydantic import (
 from rnr.core.identifiers import ProductId
 from rnr.core.timestamps import within_span
 from rnr.messaging.errors import InvalidMessage
+
+if TYPE_CHECKING:
+    from rnr.upstream.nws import ProductSummary
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_BODY_BYTES = 64 * 1024
@@ -47,6 +50,20 @@ class ProductMessage(BaseModel):
     issuance_time: Annotated[AwareDatetime, AfterValidator(within_span)]
     product_code: str = Field(max_length=_SHORT_TEXT)
     product_name: str = Field(max_length=_SHORT_TEXT)
+
+    @classmethod
+    def from_summary(cls, product: ProductSummary) -> ProductMessage:
+        """The message for a product of weather.gov's listing: the producer publishes it,
+        and the operators' ``replay`` re-publishes it for one product."""
+        return cls(
+            id=product.id,
+            url=product.url,
+            wmo_collective_id=product.wmo_collective_id,
+            issuing_office=product.issuing_office,
+            issuance_time=product.issuance_time,
+            product_code=product.product_code,
+            product_name=product.product_name,
+        )
 
     def to_body(self) -> bytes:
         return self.model_dump_json().encode()

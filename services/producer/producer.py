@@ -109,17 +109,6 @@ class RunSummary:
         }
 
 
-def to_message(product: ProductSummary) -> ProductMessage:
-    return ProductMessage(
-        id=product.id,
-        url=product.url,
-        wmo_collective_id=product.wmo_collective_id,
-        issuing_office=product.issuing_office,
-        issuance_time=product.issuance_time,
-        product_code=product.product_code,
-        product_name=product.product_name,
-    )
-
 
 class Producer:
     """The run logic, with its collaborators injected so tests can fail any of them.
@@ -209,7 +198,7 @@ class Producer:
 
     async def _publish(self, product: ProductSummary) -> None:
         await self._publisher.publish(
-            to_message(product).to_body(),
+            ProductMessage.from_summary(product).to_body(),
             routing_key=self._routing_key,
             message_id=product.id,
             correlation_id=product.id,
