@@ -71,6 +71,21 @@ WORKDIR /app
 # ---------------------------------------------------------------------------
 FROM runtime AS worker
 COPY --from=builder-full /opt/venv /opt/venv
+# The routing kernel's numba cache, compiled into the image: without it every new task
+# compiles for seconds before it is ready. numba (0.68) finds a cache entry by the
+# source file's path and a SHA-256 of its content (not its modification time, so COPY's
+# timestamps cannot invalidate it; the path is the venv's, the same at run time), and by
+# the CPU it compiles for. The build machine's CPU is not Fargate's, so the kernel is
+# compiled for a named baseline instead of the host: x86-64-v3 (AVX2, FMA; every Fargate
+# x86 host has them), set the same at build and at run time (ENV); another baseline:
+# --build-arg NUMBA_CPU_NAME=<llvm cpu>. numba needs the cache folder writable even to
+# read it (it probes with a temporary file), hence the chown to the runtime user.
+ARG NUMBA_CPU_NAME=x86-64-v3
+ENV NUMBA_CACHE_DIR=/opt/numba-cache \
+    NUMBA_CPU_NAME=${NUMBA_CPU_NAME} \
+    NUMBA_CPU_FEATURES=""
+RUN python -c "from rnr.hydro.muskingum_cunge import warm_up; warm_up()" \
+    && chown -R 10001:10001 /opt/numba-cache
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -20,40 +20,56 @@ The rule, from the reference system:
    flowpath included, as the reference keeps every row down to the lake's.
 
 Identifiers like ``wb-2418120`` are held as int64 keys (a code for the prefix and the
-number), never as Python strings: a built index takes about 100 bytes per flowpath and
-60 per network row (~0.2 GB for 1 million flowpaths; building it peaks higher, while the
-reader's string columns are alive).
+number), never as Python strings: a built index takes about 105 bytes per flowpath and
+40 per network row (~0.6 GB for 3 million flowpaths). It is built column by column
+(:mod:`rnr.hydro.index_build`), and its arrays can be written once as an artifact and
+memory-mapped (:mod:`rnr.hydro_io.index_artifact`), so a worker holds in memory only the
+pages its extractions touch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from rnr.core.errors import PermanentError
-from rnr.hydro.id_keys import MISSING, NUMBER_BITS, IdCodec, SortedKeys, number_of
+from rnr.hydro.id_keys import NUMBER_BITS, number_of
+from rnr.hydro.index_build import (
+    ATTRIBUTE_COLUMNS,
+    FLOWPATH_COLUMNS,
+    LAKE_COLUMNS,
+    NETWORK_COLUMNS,
+    NEXUS_COLUMNS,
+    PARAMETER_PREFIX,
+    TablesSource,
+    build_index_arrays,
+    check_index_arrays,
+    rows_of_keys,
+)
 from rnr.hydro.muskingum_cunge import ChannelParameters
 from rnr.hydro.types import AnyArray, Float64Array, IndexArray, Int64Array
 
-NETWORK_COLUMNS = ("hf_id", "hf_mainstem", "hf_hydroseq", "divide_id")
-FLOWPATH_COLUMNS = ("id", "toid", "order", "hydroseq", "lengthkm", "divide_id", "poi_id")
-NEXUS_COLUMNS = ("id", "toid")
-LAKE_COLUMNS = ("poi_id",)
-# hydrofabric attribute column -> ChannelParameters field (RNR_SPEC section 4)
-ATTRIBUTE_COLUMNS: Mapping[str, str] = {
-    "Length_m": "length_m",
-    "BtmWdth": "bottom_width_m",
-    "TopWdth": "top_width_m",
-    "TopWdthCC": "floodplain_top_width_m",
-    "n": "manning_n",
-    "nCC": "floodplain_manning_n",
-    "ChSlp": "side_slope",
-    "So": "bed_slope",
-}
+__all__ = [
+    "ATTRIBUTE_COLUMNS",
+    "FLOWPATH_COLUMNS",
+    "LAKE_COLUMNS",
+    "NETWORK_COLUMNS",
+    "NEXUS_COLUMNS",
+    "InvalidSegment",
+    "NetworkIndex",
+    "ReachNotFound",
+    "Segment",
+    "SegmentError",
+    "TableReader",
+]
+
+# Rows per batch when the index is built from a reader: small enough that a batch of
+# identifier strings costs tens of megabytes, large enough that the per-batch overhead
+# is noise.
+READ_BATCH_ROWS = 262_144
 
 
 class SegmentError(PermanentError):
@@ -80,9 +96,40 @@ class TableReader(Protocol):
 
     def layers(self) -> list[str]: ...
 
-    def read(
-        self, layer: str, columns: Sequence[str], filters: Mapping[str, Any] | None = None
-    ) -> dict[str, AnyArray]: ...
+    def row_count(self, layer: str) -> int: ...
+
+    def read_batches(
+        self, layer: str, column: str, batch_rows: int, *, text_as_bytes: bool = False
+    ) -> Iterator[AnyArray]: ...
+
+
+class ReaderSource:
+    """A hydrofabric reader as the build's :class:`~rnr.hydro.index_build.ColumnSource`:
+    the ``attributes`` role is the chosen attributes layer, ``lakes`` is optional."""
+
+    def __init__(
+        self, reader: TableReader, attributes_layer: str, batch_rows: int = READ_BATCH_ROWS
+    ) -> None:
+        self._reader, self._batch_rows = reader, batch_rows
+        self._layers = {
+            "network": "network",
+            "flowpaths": "flowpaths",
+            "nexus": "nexus",
+            "attributes": attributes_layer,
+        }
+        if "lakes" in reader.layers():
+            self._layers["lakes"] = "lakes"
+
+    def has_table(self, table: str) -> bool:
+        return table in self._layers
+
+    def row_count(self, table: str) -> int:
+        return self._reader.row_count(self._layers[table])
+
+    def batches(self, table: str, column: str) -> Iterator[AnyArray]:
+        return self._reader.read_batches(
+            self._layers[table], column, self._batch_rows, text_as_bytes=True
+        )
 
 
 @dataclass(frozen=True)
@@ -111,12 +158,6 @@ class Segment:
         return len(self.flowpath_ids)
 
 
-def _integers(values: AnyArray) -> Int64Array:
-    """A numeric column as int64, -1 where null."""
-    array = np.asarray(values, dtype=np.float64)
-    return np.where(np.isfinite(array), array, -1).astype(np.int64)
-
-
 def _parse_reach_id(reach_id: str | int) -> int:
     if isinstance(reach_id, int | np.integer):
         return int(reach_id)
@@ -142,36 +183,15 @@ def _reach_key(reach_id: str | int) -> int:
     return key
 
 
-class _ColumnByColumn(Mapping[str, AnyArray]):
-    """A table read one column at a time, when the index asks for it.
-
-    A national table's id columns are millions of Python strings; reading them all
-    before converting any held more than a gigabyte at once. Converted one by one,
-    each is freed before the next is read.
-    """
-
-    def __init__(self, reader: TableReader, layer: str, columns: Sequence[str]) -> None:
-        self._reader, self._layer, self._columns = reader, layer, list(columns)
-
-    def __getitem__(self, column: str) -> AnyArray:
-        if column not in self._columns:
-            raise KeyError(column)
-        return self._reader.read(self._layer, [column])[column]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
-
-    def __len__(self) -> int:
-        return len(self._columns)
-
-
 class NetworkIndex:
     """The hydrofabric's routing topology and channel parameters, indexed once.
 
-    Build it once per process (:meth:`from_reader`, or the constructor with tables of
-    numpy arrays holding the ``*_COLUMNS`` of this module) and keep it: extraction never
-    goes back to the files. Identifier columns may be strings (``wb-1``, ``29319``) or
-    numbers; ``attributes`` holds ``id`` and the :data:`ATTRIBUTE_COLUMNS`.
+    Build it once per process and keep it: extraction never goes back to the files.
+    :meth:`from_reader` reads a hydrofabric; the constructor takes tables of numpy
+    arrays holding the ``*_COLUMNS`` of this module (identifier columns may be strings,
+    ``wb-1``, ``29319``, or numbers; ``attributes`` holds ``id`` and the
+    :data:`ATTRIBUTE_COLUMNS`); :meth:`from_arrays` adopts arrays already built, such as
+    an artifact's memory-mapped files, without copying them.
     """
 
     def __init__(
@@ -184,76 +204,66 @@ class NetworkIndex:
         attributes_layer: str,
         lakes: Mapping[str, AnyArray] | None = None,
     ) -> None:
-        codec = IdCodec()
-        self._codec = codec
-        self.attributes_layer = attributes_layer
-
-        # Flowpaths: one row each, addressed by position.
-        self._fp_key = codec.keys(flowpaths["id"])
-        if (self._fp_key == MISSING).any():
-            raise ValueError("flowpaths has rows without an id")
-        by_id = SortedKeys(self._fp_key)
-        duplicated = by_id.sorted[1:] == by_id.sorted[:-1]
-        if duplicated.any():
-            key = by_id.sorted[1:][duplicated][0]
-            raise ValueError(f"flowpaths repeats the id {self._id_text(key)}")
-        self._fp_order = _integers(flowpaths["order"])
-        self._fp_hydroseq = np.asarray(flowpaths["hydroseq"], dtype=np.float64)
-        self._fp_length_km = np.asarray(flowpaths["lengthkm"], dtype=np.float64)
-        self._by_divide = SortedKeys(codec.keys(flowpaths["divide_id"]))
-
-        # Connectivity: flowpath -> its toid nexus -> the nexus's toid flowpath. A toid
-        # naming a flowpath directly is followed too.
-        toid = codec.keys(flowpaths["toid"])
-        nexus_row = SortedKeys(codec.keys(nexus["id"])).first(toid)
-        nexus_toid = codec.keys(nexus["toid"])
-        via_nexus = np.where(nexus_row >= 0, nexus_toid[np.maximum(nexus_row, 0)], MISSING)
-        down = by_id.first(via_nexus)
-        self._fp_down = np.where(nexus_row >= 0, down, by_id.first(toid)).astype(np.intp)
-
-        # Lakes: flowpaths holding a lake's poi.
-        poi = codec.keys(flowpaths["poi_id"])
-        lake_pois = np.empty(0, np.int64) if lakes is None else codec.keys(lakes["poi_id"])
-        lake_pois = np.unique(lake_pois[lake_pois != MISSING])
-        self._fp_lake = np.isin(poi, lake_pois) & (poi != MISSING)
-        self._fp_poi = poi
-
-        # Channel parameters, aligned to flowpaths (NaN where a flowpath has no row).
-        row = SortedKeys(codec.keys(attributes["id"])).first(self._fp_key)
-        has_row = row >= 0
-        self._parameters: dict[str, npt.NDArray[np.float32]] = {}
-        for column, field in ATTRIBUTE_COLUMNS.items():
-            values = np.asarray(attributes[column], dtype=np.float32)
-            aligned = np.full(row.shape, np.nan, dtype=np.float32)
-            aligned[has_row] = values[row[has_row]]
-            self._parameters[field] = aligned
-
-        # Network rows with a reach id, sorted by (hf_mainstem, hf_hydroseq) so a
-        # mainstem's rows downstream of a point are one slice.
-        hf_id = codec.keys(network["hf_id"])
-        mainstem = np.asarray(network["hf_mainstem"], dtype=np.float64)
-        hydroseq = np.asarray(network["hf_hydroseq"], dtype=np.float64)
-        keep = (hf_id != MISSING) & np.isfinite(mainstem) & np.isfinite(hydroseq)
-        table_row = np.flatnonzero(keep)
-        by_stem = np.lexsort((hydroseq[keep], mainstem[keep]))
-        self._net_mainstem = mainstem[keep][by_stem]
-        self._net_hydroseq = hydroseq[keep][by_stem]
-        self._net_divide = codec.keys(network["divide_id"])[keep][by_stem]
-        self._net_table_row = table_row[by_stem]
-        self._by_hf_id = SortedKeys(hf_id[keep][by_stem])
+        tables = {
+            "network": network,
+            "flowpaths": flowpaths,
+            "nexus": nexus,
+            "attributes": attributes,
+            "lakes": lakes,
+        }
+        arrays: dict[str, AnyArray] = {}
+        prefixes = build_index_arrays(TablesSource(tables), arrays.__setitem__)
+        self._adopt(arrays, prefixes, attributes_layer)
 
     @classmethod
     def from_reader(cls, reader: TableReader, attributes_layer: str) -> NetworkIndex:
-        """Read only the columns the rule needs (``lakes`` when the layer exists)."""
-        lakes = reader.read("lakes", LAKE_COLUMNS) if "lakes" in reader.layers() else None
-        return cls(
-            network=_ColumnByColumn(reader, "network", NETWORK_COLUMNS),
-            flowpaths=_ColumnByColumn(reader, "flowpaths", FLOWPATH_COLUMNS),
-            nexus=_ColumnByColumn(reader, "nexus", NEXUS_COLUMNS),
-            attributes=_ColumnByColumn(reader, attributes_layer, ["id", *ATTRIBUTE_COLUMNS]),
-            attributes_layer=attributes_layer,
-            lakes=lakes,
-        )
+        """Read only the columns the rule needs (``lakes`` when the layer exists), one
+        column at a time in batches (a national table's id strings held whole would
+        take gigabytes)."""
+        arrays: dict[str, AnyArray] = {}
+        source = ReaderSource(reader, attributes_layer)
+        prefixes = build_index_arrays(source, arrays.__setitem__)
+        return cls.from_arrays(arrays, prefixes, attributes_layer)
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, AnyArray], prefixes: Mapping[int, str], attributes_layer: str
+    ) -> NetworkIndex:
+        """The index over arrays that :func:`build_index_arrays` made (ValueError when
+        they are not exactly those)."""
+        index = cls.__new__(cls)
+        index._adopt(arrays, prefixes, attributes_layer)
+        return index
+
+    def _adopt(
+        self, arrays: Mapping[str, AnyArray], prefixes: Mapping[int, str], attributes_layer: str
+    ) -> None:
+        check_index_arrays(arrays)
+        # np.asarray: a plain view (of a memory map, say), so indexing yields ndarrays.
+        self._arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        self._prefixes = dict(prefixes)
+        self.attributes_layer = attributes_layer
+        a = self._arrays
+        self._fp_key, self._fp_order = a["fp_key"], a["fp_order"]
+        self._fp_hydroseq, self._fp_length_km = a["fp_hydroseq"], a["fp_length_km"]
+        self._fp_down, self._fp_lake, self._fp_poi = a["fp_down"], a["fp_lake"], a["fp_poi"]
+        self._divide_sorted, self._divide_order = a["divide_sorted"], a["divide_order"]
+        self._net_mainstem, self._net_hydroseq = a["net_mainstem"], a["net_hydroseq"]
+        self._net_divide = a["net_divide"]
+        self._reach_key, self._reach_row = a["reach_key"], a["reach_row"]
+        self._parameters = {
+            field: a[PARAMETER_PREFIX + field] for field in ATTRIBUTE_COLUMNS.values()
+        }
+
+    @property
+    def arrays(self) -> dict[str, AnyArray]:
+        """The index's arrays by name (what an artifact stores)."""
+        return dict(self._arrays)
+
+    @property
+    def prefixes(self) -> dict[int, str]:
+        """Identifier prefix by code, for the flowpath keys (``{1: "wb"}``)."""
+        return dict(self._prefixes)
 
     @property
     def flowpath_count(self) -> int:
@@ -264,15 +274,20 @@ class NetworkIndex:
             key = _reach_key(reach_id)  # type: ignore[arg-type]
         except ReachNotFound:
             return False
-        return bool(self._reach_rows(key).size)
+        return self._origin_row(key) >= 0
 
-    def _reach_rows(self, key: int) -> IndexArray:
-        low = np.searchsorted(self._by_hf_id.sorted, key, side="left")
-        high = np.searchsorted(self._by_hf_id.sorted, key, side="right")
-        return self._by_hf_id.order[low:high]
+    def _origin_row(self, key: int) -> int:
+        """The network row (in ``net_*`` order) a reach's segment starts from, or -1."""
+        position = int(np.searchsorted(self._reach_key, key))
+        if position < self._reach_key.size and self._reach_key[position] == key:
+            return int(self._reach_row[position])
+        return -1
+
+    def _flowpaths_in(self, divides: Int64Array) -> IndexArray:
+        return rows_of_keys(self._divide_sorted, self._divide_order, divides)
 
     def _id_text(self, key: np.int64 | int) -> str:
-        prefix = self._codec.prefix(int(key) >> NUMBER_BITS)
+        prefix = self._prefixes[int(key) >> NUMBER_BITS]
         return f"{prefix}-{number_of(key)}" if prefix else str(number_of(key))
 
     def extract_segment(self, reach_id: str | int) -> Segment:
@@ -282,10 +297,9 @@ class NetworkIndex:
         the hydrofabric lacks the channel parameters of a flowpath on the segment.
         """
         key = _reach_key(reach_id)
-        rows = self._reach_rows(key)
-        if not rows.size:
+        origin_row = self._origin_row(key)
+        if origin_row < 0:
             raise ReachNotFound(reach_id)
-        origin_row = rows[np.argmin(self._net_table_row[rows])]  # first in table order
         mainstem = self._net_mainstem[origin_row]
         hydroseq = self._net_hydroseq[origin_row]
 
@@ -294,9 +308,9 @@ class NetworkIndex:
         stem_cut = stem_start + np.searchsorted(
             self._net_hydroseq[stem_start:stem_end], hydroseq, side="right"
         )
-        candidates = self._by_divide.all(self._net_divide[stem_start:stem_cut])
+        candidates = self._flowpaths_in(self._net_divide[stem_start:stem_cut])
 
-        origin_fps = self._by_divide.all(self._net_divide[origin_row : origin_row + 1])
+        origin_fps = self._flowpaths_in(self._net_divide[origin_row : origin_row + 1])
         if not origin_fps.size:
             raise InvalidSegment(f"reach {reach_id!r} lies in a divide that has no flowpath")
         origin = int(origin_fps[np.argmax(self._fp_hydroseq[origin_fps])])  # upstream-most

@@ -22,11 +22,11 @@ from types import ModuleType
 
 from rnr.core.errors import ConfigurationError
 from rnr.core.logging import setup_logging
-from rnr.ops import dlq, replay
+from rnr.ops import dlq, index, replay
 from rnr.ops.cli_options import DEFAULT_LOG_LEVEL, add_log_level
 from rnr.ops.errors import EXIT_INTERRUPTED, EXIT_USAGE, OperatorError
 
-SUBCOMMANDS: tuple[ModuleType, ...] = (dlq, replay)
+SUBCOMMANDS: tuple[ModuleType, ...] = (dlq, replay, index)
 PROGRAM = "rnr-ops"
 
 _DESCRIPTION = """\

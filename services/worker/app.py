@@ -18,21 +18,21 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
+from rnr.core.emf_export import EmfExporter, PeriodicEmfExport
 from rnr.core.errors import ConfigurationError
 from rnr.core.health import create_http_app
 from rnr.hydro.muskingum_cunge import warm_up
 from rnr.hydro.segments import NetworkIndex
-from rnr.hydro_io.hydrofabric import attributes_layer, open_hydrofabric
 from rnr.messaging.connection import connect
 from rnr.messaging.consumer import Consumer, ConsumerMetrics
 from rnr.messaging.topology import Topology
 from rnr.storage.aws import AwsClients
 from rnr.storage.hydrofabric_cache import fetch_hydrofabric
+from rnr.storage.index_artifact_s3 import OUTCOMES, load_network_index
 from rnr.storage.s3 import ObjectStore
 from rnr.storage.secrets import SecretCache
 from rnr.upstream.http import UpstreamClient
@@ -62,10 +62,22 @@ class WorkerRuntime:
         self._stopping = False
         self._drained = asyncio.Event()
         self.network: NetworkIndex | None = None
+        self._index_loads = Counter(
+            "rnr_worker_network_index_loads_total",
+            "Network index loads at start-up, by where the index came from",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self._index_loads.labels(outcome=outcome)
         self.protection = TaskProtection(
             settings.ecs_agent_uri,
             expires_minutes=settings.worker_scale_in_protection_minutes,
             registry=registry,
+        )
+        # In AWS the registry reaches CloudWatch as EMF lines on stdout (off at 0).
+        self._emf = PeriodicEmfExport(
+            EmfExporter(registry, "worker"), settings.worker_emf_interval_seconds
         )
 
     async def hydrofabric_readiness(self) -> None:
@@ -83,6 +95,7 @@ class WorkerRuntime:
     async def start(self) -> None:
         """Open clients, then connect and consume in the background."""
         settings = self.settings
+        self._emf.start()
         s3 = await self._stack.enter_async_context(self._aws.client("s3"))
         session = await self._stack.enter_async_context(
             UpstreamClient.open_session(
@@ -119,9 +132,18 @@ class WorkerRuntime:
             settings.hydrofabric_location,
             settings.hydrofabric_cache_dir,
         )
-        self.network = await asyncio.to_thread(
-            self._index, location, settings.flowpath_attributes_layer
+        # The index is a prebuilt artifact, memory-mapped: fetched from next to the
+        # hydrofabric in the bucket, or built (and uploaded) here when it is missing.
+        loaded = await load_network_index(
+            self._s3,
+            settings.input_bucket,
+            settings.hydrofabric_location,
+            location,
+            settings.flowpath_attributes_layer,
+            settings.hydrofabric_cache_dir,
         )
+        self._index_loads.labels(outcome=loaded.outcome).inc()
+        self.network = loaded.index
         await asyncio.to_thread(warm_up)
         processor = ReplaceAndRouteProcessor(
             nws=NwsClient(self._http, str(settings.nws_api_url)),
@@ -140,14 +162,10 @@ class WorkerRuntime:
                 "location": settings.hydrofabric_location,
                 "flowpaths": self.network.flowpath_count,
                 "attributes_layer": self.network.attributes_layer,
+                "index": loaded.outcome,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
-
-    @staticmethod
-    def _index(location: Path, preferred_layer: str) -> NetworkIndex:
-        with open_hydrofabric(location) as reader:
-            return NetworkIndex.from_reader(reader, attributes_layer(reader, preferred_layer))
 
     async def _connect_and_consume(self) -> None:
         delay = 1.0
@@ -202,6 +220,7 @@ class WorkerRuntime:
 
     async def stop(self) -> None:
         await self.drain()
+        await self._emf.stop()  # the last flush, the drain's outcomes included
         try:
             await asyncio.wait_for(
                 self.protection.close(), timeout=self.settings.stop_budget.release_seconds

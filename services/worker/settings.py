@@ -27,6 +27,9 @@ class WorkerSettings(
     ecs_agent_uri: str | None = None
     # How long one protection lasts if never released (renewed while busy).
     worker_scale_in_protection_minutes: int = Field(10, ge=1, le=2880)
+    # Seconds between EMF flushes of the metrics to stdout (CloudWatch, via the task's
+    # logs); 0 = off, the local default, where /metrics is scraped. Terraform sets 60.
+    worker_emf_interval_seconds: float = Field(0, ge=0, le=3600)
 
     @property
     def stop_budget(self) -> StopBudget:

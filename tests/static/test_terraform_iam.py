@@ -167,7 +167,7 @@ def test_metrics_may_be_published_to_the_pipeline_namespace_only() -> None:
 
 def test_s3_access_is_limited_to_the_bucket_and_the_prefixes_each_role_needs() -> None:
     object_resource = re.compile(
-        r"\$\{local\.(input|output)_arn\}/\$\{local\.(hydrofabric|outputs|postproc)\}(/\*)?"
+        r"\$\{local\.(input|output)_arn\}/\$\{local\.(hydrofabric|network_index|outputs|postproc)\}(/\*)?"
     )
     seen: dict[str, set[tuple[str, str]]] = {}
     for statement in iam_locals()["s3"]:
@@ -182,7 +182,12 @@ def test_s3_access_is_limited_to_the_bucket_and_the_prefixes_each_role_needs() -
                 for action in statement["actions"]:
                     seen.setdefault(statement["role"], set()).add((action, match.group(2)))
     assert seen == {
-        "ecs_task": {("s3:GetObject", "hydrofabric"), ("s3:PutObject", "outputs")},
+        "ecs_task": {
+            ("s3:GetObject", "hydrofabric"),
+            ("s3:GetObject", "network_index"),
+            ("s3:PutObject", "network_index"),
+            ("s3:PutObject", "outputs"),
+        },
         "postproc": {
             ("s3:GetObject", "hydrofabric"),
             ("s3:GetObject", "outputs"),

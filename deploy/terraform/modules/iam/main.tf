@@ -14,10 +14,15 @@ locals {
   region    = data.aws_region.current.region
 
   hydrofabric = trim(var.hydrofabric_location, "/")
-  outputs     = trim(var.output_prefix, "/")
-  postproc    = trim(var.postproc_prefix, "/")
-  input_arn   = "arn:${local.partition}:s3:::${var.input_bucket_name}"
-  output_arn  = "arn:${local.partition}:s3:::${var.output_bucket_name}"
+  # The prebuilt network index sits beside the hydrofabric, under <its parent>/index/
+  # (rnr.storage.index_artifact_s3): the worker reads it, and uploads it where it had to
+  # build it (`python -m rnr.ops index build` does the same from an operator's shell).
+  hydrofabric_parts = split("/", local.hydrofabric)
+  network_index     = join("/", concat(slice(local.hydrofabric_parts, 0, length(local.hydrofabric_parts) - 1), ["index"]))
+  outputs           = trim(var.output_prefix, "/")
+  postproc          = trim(var.postproc_prefix, "/")
+  input_arn         = "arn:${local.partition}:s3:::${var.input_bucket_name}"
+  output_arn        = "arn:${local.partition}:s3:::${var.output_bucket_name}"
 
   worker_service    = "arn:${local.partition}:ecs:${local.region}:${local.account}:service/${var.cluster_name}/${var.worker_service_name}"
   cluster_tasks     = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
@@ -41,6 +46,8 @@ locals {
   s3 = [
     { role = "ecs_task", sid = "WorkerListHydrofabric", actions = ["s3:ListBucket"], resources = [local.input_arn], prefixes = [local.hydrofabric, "${local.hydrofabric}/*"] },
     { role = "ecs_task", sid = "WorkerReadHydrofabric", actions = ["s3:GetObject"], resources = ["${local.input_arn}/${local.hydrofabric}", "${local.input_arn}/${local.hydrofabric}/*"], prefixes = [] },
+    { role = "ecs_task", sid = "WorkerListNetworkIndex", actions = ["s3:ListBucket"], resources = [local.input_arn], prefixes = [local.network_index, "${local.network_index}/*"] },
+    { role = "ecs_task", sid = "WorkerReadWriteNetworkIndex", actions = ["s3:GetObject", "s3:PutObject"], resources = ["${local.input_arn}/${local.network_index}/*"], prefixes = [] },
     { role = "ecs_task", sid = "WorkerWriteOutputs", actions = ["s3:PutObject"], resources = ["${local.output_arn}/${local.outputs}/*"], prefixes = [] },
     { role = "postproc", sid = "PostprocListHydrofabric", actions = ["s3:ListBucket"], resources = [local.input_arn], prefixes = [local.hydrofabric, "${local.hydrofabric}/*"] },
     { role = "postproc", sid = "PostprocReadHydrofabric", actions = ["s3:GetObject"], resources = ["${local.input_arn}/${local.hydrofabric}", "${local.input_arn}/${local.hydrofabric}/*"], prefixes = [] },
