@@ -1,4 +1,4 @@
-"""The Muskingum-Cunge step, compiled: one segment at a time, as T-Route's kernel runs.
+"""The Muskingum-Cunge physics, compiled, and the kernel that solves one segment at a time.
 
 Same arithmetic as RNR_SPEC section 4 in IEEE float32, written as scalar code and
 compiled with numba: a numpy formulation pays Python's per-operation overhead on every
@@ -6,6 +6,12 @@ secant iteration, which dominates on the tens of segments a gauge forecast route
 Every literal is a float32, every power is the C library's ``powf``, and a division
 by zero gives inf or nan as compiled Fortran does (numba's "numpy" error model) rather
 than raising, so the results are the reference's to the bit.
+
+The helpers (``_section``, ``_celerity``, ``_coefficients``) are what ``_mc_lanes``
+builds its lane kernel from, which ``route()`` runs. ``route_compiled`` solves the
+segments in turn, each with its own secant loop, as T-Route's Fortran does: it is the
+spec's algorithm line by line, kept as the oracle the tests hold the lane kernel to
+(bit for bit) and as the same-run baseline of ``bench/routing.py``.
 """
 
 from __future__ import annotations
@@ -52,15 +58,11 @@ def _sqrtf(value: float) -> np.float32:
     return F32(math.sqrt(np.float64(value)))
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0):
-    """What depends on the depth h alone: areas, wetted perimeters, R^(2/3), celerity,
-    the Muskingum K and the water-surface width.
-
-    Split from :func:`_coefficients` because the secant solve evaluates each depth twice
-    (as its upper guess, then as the next iteration's lower one): keeping this part
-    halves the ``powf`` calls, which dominate the kernel, without changing any value.
-    """
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _section(h, bw, twcc, z, bfd, sqrt_1_z2):
+    """Areas, wetted perimeters and hydraulic radius at depth h: everything of the
+    geometry that comes before a power, so that a caller solving many segments at once
+    can take all their powers in one tight loop."""
     above = h > bfd and twcc > ZERO
     if above:
         area = (bw + bfd * z) * bfd
@@ -73,13 +75,20 @@ def _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0):
         area_c = ZERO
         wp_c = ZERO
     radius = (area + area_c) / (wp + wp_c) if wp + wp_c > ZERO else ZERO
-    r23 = _powf(radius, TWO_THIRDS)
-    r53 = _powf(radius, FIVE_THIRDS)
+    return above, area, area_c, wp, wp_c, radius
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _celerity(h, above, area, area_c, r23, r53, plain_r23, dt, dx, bw, n, ncc, z, bfd, sqrt_1_z2,
+              sqrt_s0):  # fmt: skip
+    """Kinematic celerity, Muskingum K and water-surface width, given the powers:
+    ``r23``, ``r53`` of the hydraulic radius and ``plain_r23`` = (h - bfd)^(2/3), which
+    only the floodplain (``above and ncc > 0``) uses."""
     if above and ncc > ZERO:
         channel = (sqrt_s0 / n) * (
             FIVE_THIRDS * r23 - (TWO_THIRDS * r53) * (TWO * sqrt_1_z2 / (bw + TWO * bfd * z))
         )
-        plain = ((sqrt_s0 / ncc) * FIVE_THIRDS) * _powf(h - bfd, TWO_THIRDS)
+        plain = ((sqrt_s0 / ncc) * FIVE_THIRDS) * plain_r23
         ck = max(ZERO, (channel * area + plain * area_c) / (area + area_c))
     elif h > ZERO:
         ck = max(
@@ -90,11 +99,30 @@ def _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0):
     else:
         ck = ZERO
     km = max(dt, dx / ck) if ck > ZERO else dt
+    return ck, km
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _geometry(h, dt, dx, bw, twcc, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0):
+    """What depends on the depth h alone: areas, wetted perimeters, R^(2/3), celerity,
+    the Muskingum K and the water-surface width.
+
+    Split from :func:`_coefficients` because the secant solve evaluates each depth twice
+    (as its upper guess, then as the next iteration's lower one): keeping this part
+    halves the ``powf`` calls, which dominate the kernel, without changing any value.
+    """
+    above, area, area_c, wp, wp_c, radius = _section(h, bw, twcc, z, bfd, sqrt_1_z2)
+    r23 = _powf(radius, TWO_THIRDS)
+    r53 = _powf(radius, FIVE_THIRDS)
+    plain_r23 = _powf(h - bfd, TWO_THIRDS) if above and ncc > ZERO else ZERO
+    ck, km = _celerity(
+        h, above, area, area_c, r23, r53, plain_r23, dt, dx, bw, n, ncc, z, bfd, sqrt_1_z2, sqrt_s0
+    )
     width = twcc if above else bw + TWO * z * h
     return area, area_c, wp, wp_c, r23, ck, km, width
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _coefficients(geometry, residual, upper, qup, quc, qdp, ql, dt, dx, n, ncc, s0, sqrt_s0):
     """Coefficients C1..C4 at a depth (its :func:`_geometry`) and the residual f(h)
     (RNR_SPEC section 4)."""
@@ -189,6 +217,28 @@ def _segment_step(
     return outflow, velocity, h
 
 
+@numba.njit(cache=True, error_model="numpy")
+def channel_invariants(bw, tw, cs, s0):
+    """What depends on the channel alone, once per run rather than per iteration: side
+    slope z, bankfull depth, sqrt(1 + z^2) and sqrt(s0), each of shape (n,)."""
+    size = bw.size
+    z = np.empty(size, np.float32)
+    bfd = np.empty(size, np.float32)
+    sqrt_1_z2 = np.empty(size, np.float32)
+    sqrt_s0 = np.empty(size, np.float32)
+    for i in range(size):
+        z[i] = ONE if cs[i] == ZERO else ONE / cs[i]
+        if bw[i] > tw[i]:
+            bfd[i] = bw[i] / BW_OVER_TW
+        elif bw[i] == tw[i]:
+            bfd[i] = bw[i] / (TWO * z[i])
+        else:
+            bfd[i] = (tw[i] - bw[i]) / (TWO * z[i])
+        sqrt_1_z2[i] = _sqrtf(ONE + z[i] * z[i])
+        sqrt_s0[i] = _sqrtf(s0[i])
+    return z, bfd, sqrt_1_z2, sqrt_s0
+
+
 # nogil: the worker routes several gauges in threads, and they run on all cores.
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def route_compiled(
@@ -211,21 +261,7 @@ def route_compiled(
 ):
     """All steps: upstream inflow is the sum of upstream outflows at t-1 (short ts)."""
     size = dx.size
-    # What depends on the channel alone, once per run rather than per iteration.
-    z = np.empty(size, np.float32)
-    bfd = np.empty(size, np.float32)
-    sqrt_1_z2 = np.empty(size, np.float32)
-    sqrt_s0 = np.empty(size, np.float32)
-    for i in range(size):
-        z[i] = ONE if cs[i] == ZERO else ONE / cs[i]
-        if bw[i] > tw[i]:
-            bfd[i] = bw[i] / BW_OVER_TW
-        elif bw[i] == tw[i]:
-            bfd[i] = bw[i] / (TWO * z[i])
-        else:
-            bfd[i] = (tw[i] - bw[i]) / (TWO * z[i])
-        sqrt_1_z2[i] = _sqrtf(ONE + z[i] * z[i])
-        sqrt_s0[i] = _sqrtf(s0[i])
+    z, bfd, sqrt_1_z2, sqrt_s0 = channel_invariants(bw, tw, cs, s0)
     upstream = np.zeros(size, np.float32)
     next_flow = np.zeros(size, np.float32)
     next_depth = np.zeros(size, np.float32)

@@ -2,29 +2,38 @@
 
 Pure numerics: arrays in, arrays out; no files, no clock, no settings. This module
 checks the inputs and shapes the outputs; the arithmetic lives in
-``rnr.hydro._mc_compiled``, compiled scalar code that reproduces the reference in IEEE
-float32 (RNR_SPEC section 4), with powers taken the way a correctly rounded ``powf``
-takes them (numpy's own float32 power is off by one unit in the last place about one
-call in five).
+``rnr.hydro._mc_compiled`` (the per-segment physics in IEEE float32 with the C
+library's ``powf``, RNR_SPEC section 4; numpy's own float32 power is off by one unit in
+the last place about one call in five) and ``rnr.hydro._mc_lanes``, which solves many
+segments of a step together in SIMD lanes with the very same arithmetic, so the
+results are T-Route's to the bit.
 
 With ``assume_short_ts`` a segment's upstream inflow at step t is the sum of its
 upstream segments' outflow at t-1, so the segments of one step are independent of
-each other; the kernel solves them in turn, each with its own secant iteration.
+each other. Parts of a network that no link joins are independent at every step, so
+``route(threads=k)`` routes them in k threads (the kernel releases the GIL).
 
 Shapes: ``n`` segments ordered upstream to downstream, ``t`` time steps.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from rnr.hydro._mc_compiled import route_compiled
+from rnr.hydro._mc_lanes import route_lanes
+from rnr.hydro._mc_split import independent_ranges
 from rnr.hydro.types import F32, Float32Array
 
 DT_S = 300.0
+# ChannelParameters fields in the kernel's argument order (dx, bw, tw, twcc, n, ncc, cs, s0).
+_KERNEL_ORDER = (
+    "length_m", "bottom_width_m", "top_width_m", "floodplain_top_width_m", "manning_n",
+    "floodplain_manning_n", "side_slope", "bed_slope",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,12 +93,18 @@ def route(
     initial_depth_m: npt.ArrayLike | None = None,
     *,
     dt_s: float = DT_S,
+    threads: int = 1,
 ) -> RoutingResult:
     """Route lateral inflows through a network for ``t`` steps of ``dt_s`` seconds.
 
     ``downstream[i]`` is the index of the segment segment i drains into, or -1 at an
     outlet. ``lateral_inflow_m3_s`` has shape (t, n). Initial flow and depth have shape
     (n,). Step k of the result is valid at t0 + k * dt_s (k = 1..t).
+
+    ``threads`` > 1 splits the network into that many runs of consecutive segments that
+    no link joins (as far as such cuts exist) and routes them at once; the results are
+    the same to the bit. Leave it at 1 where the caller already runs routings in
+    parallel (the worker routes several gauges at once).
     """
     size = params.size
     downstream = np.asarray(downstream, dtype=np.intp)
@@ -100,6 +115,8 @@ def route(
         raise ValueError(f"lateral inflow must have shape (t, {size}), got {lateral.shape}")
     if ((downstream < -1) | (downstream >= size)).any():
         raise ValueError("downstream holds an index outside the network")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     flow = np.broadcast_to(np.asarray(initial_flow_m3_s, dtype=np.float32), (size,)).copy()
     depth = (
         np.zeros(size, np.float32)
@@ -107,16 +124,29 @@ def route(
         else np.broadcast_to(np.asarray(initial_depth_m, dtype=np.float32), (size,)).copy()
     )
     steps = lateral.shape[0]
-    out_flow = np.empty((steps, size), np.float32)
-    out_velocity = np.empty((steps, size), np.float32)
-    out_depth = np.empty((steps, size), np.float32)
-    p = params
-    route_compiled(
-        p.length_m, p.bottom_width_m, p.top_width_m, p.floodplain_top_width_m, p.manning_n,
-        p.floodplain_manning_n, p.side_slope, p.bed_slope, downstream.astype(np.int64),
-        np.ascontiguousarray(lateral), flow, depth, F32(dt_s), out_flow, out_velocity, out_depth,
-    )  # fmt: skip
-    return RoutingResult(out_flow, out_velocity, out_depth)
+    out = tuple(np.empty((steps, size), np.float32) for _ in range(3))
+    # Contiguous arrays always: one compiled signature, the one warm_up() compiles.
+    channel = [np.ascontiguousarray(getattr(params, name)) for name in _KERNEL_ORDER]
+    arguments = (
+        *channel,
+        downstream.astype(np.int64),
+        np.ascontiguousarray(lateral),
+        flow,
+        depth,
+        F32(dt_s),
+        *out,
+    )
+    ranges = independent_ranges(downstream, threads)
+
+    def route_range(bounds: tuple[int, int]) -> None:
+        route_lanes(*arguments, *bounds)
+
+    if len(ranges) == 1:
+        route_range(ranges[0])
+    else:
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            list(pool.map(route_range, ranges))  # re-raises a part's error
+    return RoutingResult(*out)
 
 
 def warm_up() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnr.hydro._mc_compiled import route_compiled
 from rnr.hydro.muskingum_cunge import RoutingResult, route
 from tests.support.hpdt2 import channel as hpdt2_channel
 from tests.support.hpdt2 import read_rows
@@ -44,7 +45,8 @@ def case(shared_dir: Path) -> dict[str, object]:
         reference["velocity"][step, index] = float(row["velocity_ms"])
         reference["depth"][step, index] = float(row["depth_m"])
     result = route(channel, downstream, lateral, q0, h0, dt_s=300.0)
-    return {"result": result, "reference": reference, "q0": q0, "keys": keys}
+    inputs = (channel, downstream, lateral, q0, h0)
+    return {"result": result, "reference": reference, "q0": q0, "keys": keys, "inputs": inputs}
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -88,3 +90,22 @@ def test_hourly_values_equal_troute_output_file_bit_for_bit(case: dict, shared_d
         ):
             hourly = values[11::12][:, columns].T  # every 12th 5-minute step
             np.testing.assert_array_equal(hourly, np.asarray(reference[variable][:]))
+
+
+def test_every_step_equals_the_one_segment_at_a_time_kernel(case: dict) -> None:
+    """route() solves the segments of a step together in SIMD lanes; the scalar kernel
+    that mirrors RNR_SPEC section 4 line by line gives the same bits at every step."""
+    channel, downstream, lateral, q0, h0 = case["inputs"]
+    outputs = [np.empty(lateral.shape, np.float32) for _ in range(3)]
+    route_compiled(
+        channel.length_m, channel.bottom_width_m, channel.top_width_m,
+        channel.floodplain_top_width_m, channel.manning_n, channel.floodplain_manning_n,
+        channel.side_slope, channel.bed_slope, downstream.astype(np.int64),
+        lateral.astype(np.float32), q0.astype(np.float32), h0.astype(np.float32),
+        np.float32(300.0), *outputs,
+    )  # fmt: skip
+    result: RoutingResult = case["result"]
+    for actual, expected in zip(
+        (result.flow_m3_s, result.velocity_m_s, result.depth_m), outputs, strict=True
+    ):
+        np.testing.assert_array_equal(actual.view(np.int32), expected.view(np.int32))
