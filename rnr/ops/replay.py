@@ -70,7 +70,6 @@ def register(subparsers: Any) -> None:
     replay.set_defaults(handler=run_replay)
 
 
-
 async def fetch_product(settings: ReplaySettings, wanted: str) -> ProductSummary:
     """The product's listing entry, read from its own page on weather.gov."""
     base = str(settings.nws_api_url).rstrip("/")

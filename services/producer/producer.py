@@ -109,7 +109,6 @@ class RunSummary:
         }
 
 
-
 class Producer:
     """The run logic, with its collaborators injected so tests can fail any of them.
 
