@@ -19,7 +19,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI_TOOLS)/node_modules/.installed
 RNR_SHARED_DIR ?= $(abspath $(wildcard ../shared))
 export RNR_SHARED_DIR
 
-.PHONY: venv tools run run-forever test test-unit static lint format bench up down fixtures clean asyncapi
+.PHONY: venv tools run run-forever test test-unit static lint format bench bench-national up down fixtures clean asyncapi
 
 venv: $(STAMP)
 
@@ -88,6 +88,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/gauge_path.py
 	$(BIN)/python bench/postproc.py
 	$(BIN)/python bench/autoscale_sim.py
+
+## bench-national: the worker on a 3,000,000-flowpath synthetic hydrofabric (generated once
+## into bench/out/, several minutes): index artifact build, start to /readyz, memory
+bench-national: $(STAMP)
+	$(BIN)/python bench/national_scale.py
 
 ## asyncapi: regenerate docs/asyncapi.yaml (the message contract) from rnr/messaging; a unit
 ## test fails while the committed file differs
