@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -222,9 +223,28 @@ async def run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# A dead letter's headers and body are whatever its publisher sent: on a terminal, an
+# escape sequence in them could rewrite what the operator sees (or the title bar), and
+# one header can hold megabytes. Text output shows control characters escaped and each
+# value cut at this length; --json has every character (JSON-escaped).
+SHOWN_CHARACTERS = 2000
+# A one-line field escapes line breaks too, so no header can fake the lines after it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _terminal_safe(value: object, limit: int = SHOWN_CHARACTERS, *, lines: bool = False) -> str:
+    pattern = _CONTROL_BUT_LINE_BREAKS if lines else _CONTROL
+    text = pattern.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
+    if len(text) > limit:
+        return f"{text[:limit]}… ({len(text) - limit:,} more characters; --json shows all)"
+    return text
+
+
 def _counts(title: str, counts: dict[str, int]) -> list[str]:
-    width = max((len(name) for name in counts), default=0)
-    return [title, *(f"  {name:<{width}}  {count:>7,}" for name, count in counts.items())]
+    shown = {_terminal_safe(name, 80): count for name, count in counts.items()}
+    width = max((len(name) for name in shown), default=0)
+    return [title, *(f"  {name:<{width}}  {count:>7,}" for name, count in shown.items())]
 
 
 def _stats_text(shown_url: str, tally: Tally, result: SweepResult) -> str:
@@ -266,17 +286,24 @@ async def run_show(args: argparse.Namespace) -> int:
 
 
 def _shown_text(index: int, count: int, entry: dict[str, Any]) -> str:
+    safe = _terminal_safe
     lines = [
-        f"--- {index} of {count}: product {entry['product_id']} · {entry['reason']} · "
-        f"{entry['error_type'] or '-'} · failed {entry['failed_at'] or '-'}",
-        *(f"{name}: {entry[name]}" for name in ("message_id", "correlation_id", "content_type")),
+        f"--- {index} of {count}: product {safe(entry['product_id'], 200)} · "
+        f"{safe(entry['reason'], 200)} · {safe(entry['error_type'] or '-', 200)} · "
+        f"failed {safe(entry['failed_at'] or '-', 200)}",
+        *(
+            f"{name}: {safe(entry[name])}"
+            for name in ("message_id", "correlation_id", "content_type")
+        ),
         "headers:",
-        *(f"  {name}: {value}" for name, value in entry["headers"].items()),
+        *(f"  {safe(name, 200)}: {safe(value)}" for name, value in entry["headers"].items()),
         "body:",
     ]
     body = entry["body"]
     rendered = body if isinstance(body, str) else json.dumps(body, indent=2)
-    lines.extend(f"  {line}" for line in rendered.splitlines())
+    lines.extend(
+        f"  {line}" for line in safe(rendered, 20 * SHOWN_CHARACTERS, lines=True).splitlines()
+    )
     return "\n".join(lines)
 
 
@@ -346,7 +373,7 @@ def _log_redrive(broker: Broker, picker: _Picker, result: SweepResult, *, failed
 
 
 def _ids(ids: list[str]) -> str:
-    listed = ", ".join(ids[:_IDS_SHOWN])
+    listed = ", ".join(_terminal_safe(one, 200) for one in ids[:_IDS_SHOWN])
     return listed + (
         f", … ({len(ids) - _IDS_SHOWN:,} more; --json lists all)" if len(ids) > _IDS_SHOWN else ""
     )

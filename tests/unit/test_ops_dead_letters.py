@@ -235,3 +235,27 @@ def test_progress_writes_plain_lines_off_a_terminal_at_most_once_a_second() -> N
     progress.finish()
     assert stream.getvalue() == ""  # a pass under a second shows nothing
     assert progress.render().startswith("redriving q [" + "#" * 30 + "] 100/100 100%")
+
+
+def test_text_output_escapes_what_a_terminal_would_obey_and_cuts_huge_values() -> None:
+    """A dead letter's headers and body come from whoever published it: printed as they
+    are, an escape sequence would recolour or rewrite the operator's terminal."""
+    from rnr.ops.dlq import SHOWN_CHARACTERS, _shown_text
+
+    entry = {
+        "product_id": "p\x1b]0;pwned\x07",
+        "reason": "permanent\r\nx-rnr-error: forged",
+        "error_type": "E",
+        "failed_at": None,
+        "message_id": "m",
+        "correlation_id": "c",
+        "content_type": None,
+        "headers": {"x-rnr-error": "E" * (SHOWN_CHARACTERS + 10), "x\x1b[2J": 1},
+        "body": "line one\n\x1b[31mline two",
+    }
+    text = _shown_text(1, 1, entry)
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "p\\x1b]0;pwned\\x07" in text
+    assert "permanent\\x0d\\x0ax-rnr-error: forged" in text  # no forged header line
+    assert "10 more characters; --json shows all" in text
+    assert "  line one\n  \\x1b[31mline two" in text  # the body keeps its lines
